@@ -30,23 +30,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let encoded = prost::Message::encode_to_vec(&descriptors);
     std::fs::write(out.join("zgc_descriptor.bin"), &encoded)?;
 
+    // Maps are BTreeMaps so that a message always encodes to the same bytes
+    // (request fingerprints for idempotency depend on it). The `google.rpc`
+    // code generated here goes unused: tonic-types provides those types.
+    let mut config = tonic_prost_build::Config::new();
+    config.btree_map(["."]);
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
         .emit_rerun_if_changed(false)
-        .compile_fds_with_config(
-            descriptors_for_codegen(descriptors),
-            tonic_prost_build::Config::new(),
-        )?;
+        .compile_fds_with_config(descriptors, config)?;
     Ok(())
-}
-
-/// Drops the `google.*` files from code generation: prost-types and
-/// tonic-types already provide them.
-fn descriptors_for_codegen(
-    mut set: prost_types::FileDescriptorSet,
-) -> prost_types::FileDescriptorSet {
-    set.file
-        .retain(|f| !f.package().starts_with("google."));
-    set
 }

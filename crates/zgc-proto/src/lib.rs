@@ -12,12 +12,14 @@
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/zgc_descriptor.bin"));
 
-/// `zgc.type.v1`: shared value types.
-pub mod types {
+/// `zgc.type.v1`: shared value types (also reachable as [`types`]).
+pub mod r#type {
     pub mod v1 {
-        include!(concat!(env!("OUT_DIR"), "/zgc.type.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/zgc.r#type.v1.rs"));
     }
 }
+
+pub use r#type as types;
 
 /// `zgc.registry.v1`: the registry service.
 pub mod registry {

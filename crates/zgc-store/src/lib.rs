@@ -1,0 +1,273 @@
+//! The registry's storage engine: parks and companies in sled.
+//!
+//! One [`Store`] owns a sled database with six trees (see `ARCHITECTURE.md`
+//! for the key formats): `parks`, `companies`, `index` (reference indexes),
+//! `changes` (the change log, by revision), `requests` (idempotency keys)
+//! and `meta` (revision counter, store id, counters, secrets).
+//!
+//! Every [`Write`] goes through one writer thread, which applies it as ONE
+//! multi-tree sled transaction (entity, indexes, counters, change log,
+//! idempotency record and revision move together or not at all), then makes
+//! a whole group of such transactions durable with one flush (and fsync)
+//! before any of them is acknowledged: group commit.
+//!
+//! This crate knows nothing of gRPC; it speaks in protobuf messages from
+//! `zgc-proto` and typed [`StoreError`]s.
+
+mod codec;
+mod error;
+mod keys;
+mod plan;
+mod read;
+mod snapshot;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use error::StoreError;
+pub use read::{ChangeBatch, EntityIter};
+pub use snapshot::Snapshot;
+use zgc_proto::registry::v1::{Company, Entity, Park};
+
+/// How a write is made durable before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// sled flush, then fsync of its files: survives power loss. The
+    /// default.
+    #[default]
+    Fsync,
+    /// sled flush only (Linux `sync_file_range`): survives a process crash,
+    /// not necessarily a power loss.
+    Flush,
+    /// No flush before acknowledging (sled flushes in the background every
+    /// 500 ms): a crash may lose acknowledged writes. For tests and
+    /// benchmarks only; the store id changes after an unclean restart so
+    /// followers rebuild.
+    None,
+}
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The directory of the sled database (created if missing).
+    pub path: PathBuf,
+    /// How writes are made durable.
+    pub durability: Durability,
+    /// How many revisions of change history to keep (at least 1).
+    pub retention: u64,
+    /// sled's page cache size in bytes.
+    pub cache_capacity: u64,
+}
+
+impl StoreConfig {
+    /// A configuration with the defaults for `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            durability: Durability::Fsync,
+            retention: 100_000,
+            cache_capacity: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// An idempotency key: the client's `request_id` and a fingerprint of the
+/// whole request, so a reuse with a different request is told apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    /// The client's request ID.
+    pub request_id: String,
+    /// A digest of the request it came with.
+    pub fingerprint: Vec<u8>,
+}
+
+/// One write RPC's change. Entities carry their resource `name`; the store
+/// stamps `revision`, `etag`, `create_time` and `update_time`.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Creates a park.
+    CreatePark {
+        /// The park, with `name` and `uid` set.
+        park: Park,
+        /// The idempotency key, if any.
+        request: Option<RequestKey>,
+    },
+    /// Replaces a park if its stored revision is still `expected_revision`.
+    UpdatePark {
+        /// The new park state, with `name` set.
+        park: Park,
+        /// The revision the update was computed from.
+        expected_revision: u64,
+    },
+    /// Deletes a park, if given only at `expected_revision`.
+    DeletePark {
+        /// The park's resource name.
+        name: String,
+        /// The revision the client saw (from its etag), if any.
+        expected_revision: Option<u64>,
+    },
+    /// Creates companies atomically, in order (one for CreateCompany).
+    CreateCompanies {
+        /// The companies, with `name` and `uid` set.
+        companies: Vec<Company>,
+        /// The idempotency key, if any.
+        request: Option<RequestKey>,
+    },
+    /// Replaces a company if its stored revision is still
+    /// `expected_revision`.
+    UpdateCompany {
+        /// The new company state, with `name` set.
+        company: Company,
+        /// The revision the update was computed from.
+        expected_revision: u64,
+    },
+    /// Deletes a company, if given only at `expected_revision`.
+    DeleteCompany {
+        /// The company's resource name.
+        name: String,
+        /// The revision the client saw (from its etag), if any.
+        expected_revision: Option<u64>,
+    },
+}
+
+/// What a committed (or replayed) write produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteOutcome {
+    /// The write's revision.
+    pub revision: u64,
+    /// The entities as stored (empty for deletes).
+    pub entities: Vec<Entity>,
+    /// Whether this answers a retried `request_id` (nothing was written).
+    pub replayed: bool,
+}
+
+pub(crate) struct Job {
+    write: Write,
+    reply: oneshot::Sender<Result<WriteOutcome, StoreError>>,
+}
+
+pub(crate) enum Msg {
+    Write(Job),
+    /// Finish the queued writes, flush, mark a clean shutdown, and stop.
+    Stop(oneshot::Sender<Result<(), StoreError>>),
+}
+
+pub(crate) struct Trees {
+    db: sled::Db,
+    parks: sled::Tree,
+    companies: sled::Tree,
+    index: sled::Tree,
+    changes: sled::Tree,
+    requests: sled::Tree,
+    meta: sled::Tree,
+}
+
+pub(crate) struct Shared {
+    trees: Trees,
+    /// Held for writing while a transaction applies, for reading by a
+    /// snapshot chunk: a chunk sees the state of exactly one revision.
+    apply_lock: RwLock<()>,
+    /// The last revision applied (committed in memory, maybe not durable).
+    applied: AtomicU64,
+    /// The last durable revision; watchers follow it.
+    durable: watch::Sender<u64>,
+    compact_revision: AtomicU64,
+    store_id: String,
+    page_token_secret: [u8; 32],
+}
+
+/// A handle to the open store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+    jobs: mpsc::Sender<Msg>,
+    writer: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+/// How many writes may queue for the writer before callers wait.
+const QUEUE_DEPTH: usize = 1024;
+
+impl Store {
+    /// Opens (or creates) the store. Fails when another process holds it.
+    pub fn open(config: StoreConfig) -> Result<Self, StoreError> {
+        let (shared, durability) = writer::open(&config)?;
+        let shared = Arc::new(shared);
+        let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
+        let handle = writer::spawn(
+            shared.clone(),
+            rx,
+            durability,
+            config.retention.max(1),
+            &config.path,
+        )?;
+        Ok(Self {
+            shared,
+            jobs,
+            writer: Arc::new(std::sync::Mutex::new(Some(handle))),
+        })
+    }
+
+    /// Applies a write; returns once it is durable (per the configured
+    /// durability) or has failed.
+    pub async fn write(&self, write: Write) -> Result<WriteOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Msg::Write(Job { write, reply }))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The last durable revision.
+    pub fn revision(&self) -> u64 {
+        *self.shared.durable.borrow()
+    }
+
+    /// Follows the durable revision.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.durable.subscribe()
+    }
+
+    /// Every revision up to and including this one has left the change log.
+    pub fn compact_revision(&self) -> u64 {
+        self.shared.compact_revision.load(Ordering::Acquire)
+    }
+
+    /// The store's identity, new for every fresh data directory.
+    pub fn store_id(&self) -> &str {
+        &self.shared.store_id
+    }
+
+    /// The secret page tokens are signed with (kept in the store, so tokens
+    /// survive restarts).
+    pub fn page_token_secret(&self) -> [u8; 32] {
+        self.shared.page_token_secret
+    }
+
+    /// The size of the database files.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.shared.trees.db.size_on_disk()?)
+    }
+
+    /// Stops the writer after the writes queued before it, flushes, and
+    /// marks a clean shutdown. Later writes fail with [`StoreError::Closed`].
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        if self.jobs.send(Msg::Stop(reply)).await.is_err() {
+            return Ok(()); // already stopped
+        }
+        let result = answer.await.map_err(|_| StoreError::Closed)?;
+        let handle = self.writer.lock().map_err(|_| StoreError::Closed)?.take();
+        if let Some(handle) = handle {
+            tokio::task::spawn_blocking(move || handle.join())
+                .await
+                .map_err(|_| StoreError::Closed)?
+                .map_err(|_| StoreError::Corrupt("the writer thread panicked".into()))?;
+        }
+        result
+    }
+}

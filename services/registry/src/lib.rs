@@ -1,0 +1,118 @@
+//! The zgc registry service: parks and companies stored in sled, served
+//! over gRPC with a change stream.
+//!
+//! [`serve`] runs the whole server on a listener until a shutdown future
+//! resolves; `main.rs` only parses flags and wires signals to it. Modules:
+//! [`service`] (thin handlers), [`validate`] and [`mask`] (pure request
+//! logic), [`list`] and [`resource`] (listing), [`watch`] (the change
+//! stream), [`error`] (typed errors, mapped once to `tonic::Status`).
+
+pub mod config;
+pub mod error;
+pub mod list;
+pub mod mask;
+pub mod resource;
+pub mod service;
+pub mod validate;
+pub mod watch;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::Config;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use zgc_proto::registry::v1::registry_service_server::{RegistryServiceServer, SERVICE_NAME};
+use zgc_server::RevisionLayer;
+use zgc_server::health::Health;
+use zgc_store::{Store, StoreConfig};
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The store could not be opened or closed.
+    #[error(transparent)]
+    Store(#[from] zgc_store::StoreError),
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Reflection could not be built.
+    #[error("reflection: {0}")]
+    Reflection(#[from] zgc_server::reflection::Error),
+}
+
+/// Opens the store and serves on `listener` until `shutdown` resolves.
+///
+/// Shutdown: health turns NOT_SERVING, watch streams end with UNAVAILABLE,
+/// the server stops accepting and drains in-flight calls for up to
+/// `config.drain_secs`, and the store is flushed and closed.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let mut store_config = StoreConfig::new(&config.data_dir);
+    store_config.durability = config.durability.into();
+    store_config.retention = config.retention;
+    store_config.cache_capacity = config.cache_mb.saturating_mul(1024 * 1024);
+    let store = Store::open(store_config)?;
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        store_id = store.store_id(),
+        revision = store.revision(),
+        durability = ?config.durability,
+        "store open"
+    );
+
+    let (health, health_service) = Health::new(&[SERVICE_NAME]).await;
+    let (reflection_v1, reflection_v1alpha) = zgc_server::reflection::services()?;
+    let stop = CancellationToken::new();
+    let watch = watch::WatchConfig {
+        progress_interval: Duration::from_secs(config.watch_progress_secs.max(1)),
+        ..Default::default()
+    };
+    let registry = service::Registry::new(store.clone(), watch, stop.clone());
+    let registry = RegistryServiceServer::new(registry)
+        .max_decoding_message_size(config.max_message_bytes)
+        .max_encoding_message_size(usize::MAX);
+
+    let revision_store = store.clone();
+    let layer = RevisionLayer::new(Arc::new(move || revision_store.revision()));
+
+    let drain_start = CancellationToken::new();
+    let on_signal = {
+        let health = health.clone();
+        let stop = stop.clone();
+        let drain_start = drain_start.clone();
+        async move {
+            shutdown.await;
+            health.not_serving().await;
+            stop.cancel();
+            drain_start.cancel();
+        }
+    };
+
+    let server = tonic::transport::Server::builder()
+        .layer(layer)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(registry)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_signal);
+
+    health.serving().await;
+    tracing::info!("serving");
+    let drain = config.drain();
+    let result = tokio::select! {
+        r = server => r.map_err(ServeError::from),
+        _ = async { drain_start.cancelled().await; tokio::time::sleep(drain).await } => {
+            tracing::warn!(?drain, "in-flight calls did not finish in time; stopping anyway");
+            Ok(())
+        }
+    };
+    store.close().await?;
+    tracing::info!("stopped");
+    result
+}

@@ -1,0 +1,81 @@
+//! The `x-zgc-revision` response header on every response.
+//!
+//! Handlers that know the exact revision of their answer (a write) set the
+//! header themselves. For every other response this layer adds the revision
+//! current when the request arrived: a lower bound of what the answer
+//! reflects. Trailers-only error responses get it too, since tonic sends
+//! them as a header frame.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderValue, Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// The header's name.
+pub const REVISION_HEADER: &str = "x-zgc-revision";
+
+/// Where the layer reads the current revision from.
+pub type RevisionSource = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Adds `x-zgc-revision` to responses that lack it.
+#[derive(Clone)]
+pub struct RevisionLayer {
+    source: RevisionSource,
+}
+
+impl RevisionLayer {
+    /// A layer reading the revision from `source`.
+    pub fn new(source: RevisionSource) -> Self {
+        Self { source }
+    }
+}
+
+impl<S> Layer<S> for RevisionLayer {
+    type Service = RevisionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RevisionService {
+            inner,
+            source: self.source.clone(),
+        }
+    }
+}
+
+/// The service [`RevisionLayer`] wraps around the server.
+#[derive(Clone)]
+pub struct RevisionService<S> {
+    inner: S,
+    source: RevisionSource,
+}
+
+impl<S, B, R> Service<Request<B>> for RevisionService<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<R>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let revision = (self.source)();
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = future.await?;
+            if !response.headers().contains_key(REVISION_HEADER) {
+                response
+                    .headers_mut()
+                    .insert(REVISION_HEADER, HeaderValue::from(revision));
+            }
+            Ok(response)
+        })
+    }
+}

@@ -1,0 +1,220 @@
+//! Reads: entities by ID, ordered scans, reference lookups, counters and
+//! the change log. Reads take no lock; each sees committed state.
+
+use std::marker::PhantomData;
+use std::ops::Bound;
+use std::sync::atomic::Ordering;
+
+use zgc_proto::registry::v1::{ChangeEvent, Company, Park};
+
+use crate::codec;
+use crate::keys::{self, decode_u64};
+use crate::{Store, StoreError};
+
+/// Decodes stored entities of one kind as a scan goes.
+pub struct EntityIter<T> {
+    inner: sled::Iter,
+    decode: fn(&[u8]) -> Result<T, StoreError>,
+    _kind: PhantomData<T>,
+}
+
+impl<T> Iterator for EntityIter<T> {
+    type Item = Result<T, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.inner.next()?;
+        Some(
+            item.map_err(StoreError::from)
+                .and_then(|(_, v)| (self.decode)(&v)),
+        )
+    }
+}
+
+/// A stretch of the change log.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeBatch {
+    /// The events, in order.
+    pub events: Vec<ChangeEvent>,
+    /// Every revision up to this one has been delivered in full (by this
+    /// batch or before it).
+    pub complete_through: u64,
+    /// Where the next read starts: `(revision, event number)`.
+    pub next: (u64, u32),
+}
+
+fn after(id: Option<&str>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    match id {
+        Some(id) => (Bound::Excluded(id.as_bytes().to_vec()), Bound::Unbounded),
+        None => (Bound::Unbounded, Bound::Unbounded),
+    }
+}
+
+impl Store {
+    /// The park with this ID.
+    pub fn get_park(&self, id: &str) -> Result<Option<Park>, StoreError> {
+        self.shared
+            .trees
+            .parks
+            .get(id)?
+            .map(|v| codec::decode_park(&v))
+            .transpose()
+    }
+
+    /// The company with this ID.
+    pub fn get_company(&self, id: &str) -> Result<Option<Company>, StoreError> {
+        self.shared
+            .trees
+            .companies
+            .get(id)?
+            .map(|v| codec::decode_company(&v))
+            .transpose()
+    }
+
+    /// Parks in ID order, starting after `after_id`.
+    pub fn parks_after(&self, after_id: Option<&str>) -> EntityIter<Park> {
+        EntityIter {
+            inner: self.shared.trees.parks.range(after(after_id)),
+            decode: codec::decode_park,
+            _kind: PhantomData,
+        }
+    }
+
+    /// Companies in ID order, starting after `after_id`.
+    pub fn companies_after(&self, after_id: Option<&str>) -> EntityIter<Company> {
+        EntityIter {
+            inner: self.shared.trees.companies.range(after(after_id)),
+            decode: codec::decode_company,
+            _kind: PhantomData,
+        }
+    }
+
+    fn referrers(
+        &self,
+        tag: u8,
+        target: &str,
+    ) -> impl Iterator<Item = Result<String, StoreError>> + use<> {
+        let prefix = keys::index_prefix(tag, target);
+        let skip = prefix.len();
+        self.shared
+            .trees
+            .index
+            .scan_prefix(prefix)
+            .keys()
+            .map(move |k| {
+                let k = k?;
+                Ok(String::from_utf8_lossy(&k[skip..]).into_owned())
+            })
+    }
+
+    /// IDs of the companies whose `park` is `parks/{park_id}`, in ID order.
+    pub fn company_ids_in_park(
+        &self,
+        park_id: &str,
+    ) -> impl Iterator<Item = Result<String, StoreError>> + use<> {
+        self.referrers(keys::IDX_COMPANY_BY_PARK, park_id)
+    }
+
+    /// IDs of the branches of `companies/{company_id}`, in ID order.
+    pub fn branch_ids(
+        &self,
+        company_id: &str,
+    ) -> impl Iterator<Item = Result<String, StoreError>> + use<> {
+        self.referrers(keys::IDX_BRANCH_BY_PARENT, company_id)
+    }
+
+    /// IDs of the parks whose `parent_park` is `parks/{park_id}`.
+    pub fn child_park_ids(
+        &self,
+        park_id: &str,
+    ) -> impl Iterator<Item = Result<String, StoreError>> + use<> {
+        self.referrers(keys::IDX_PARK_BY_PARENT, park_id)
+    }
+
+    fn counter(&self, key: &[u8]) -> Result<u64, StoreError> {
+        Ok(self
+            .shared
+            .trees
+            .meta
+            .get(key)?
+            .and_then(|v| decode_u64(&v))
+            .unwrap_or(0))
+    }
+
+    /// The number of parks.
+    pub fn park_count(&self) -> Result<u64, StoreError> {
+        self.counter(keys::META_PARK_COUNT)
+    }
+
+    /// The number of companies.
+    pub fn company_count(&self) -> Result<u64, StoreError> {
+        self.counter(keys::META_COMPANY_COUNT)
+    }
+
+    /// Reads durable change-log events from `from` = `(revision, event)`,
+    /// at most `max_events` of them (a revision may be split across
+    /// batches). Fails with [`StoreError::Compacted`] when `from` is no
+    /// longer retained.
+    pub fn read_changes(
+        &self,
+        from: (u64, u32),
+        max_events: usize,
+    ) -> Result<ChangeBatch, StoreError> {
+        let durable = self.revision();
+        let (rev, event) = from;
+        let mut batch = ChangeBatch {
+            events: Vec::new(),
+            complete_through: rev.saturating_sub(1),
+            next: from,
+        };
+        if rev > durable {
+            batch.complete_through = durable;
+            return Ok(batch);
+        }
+        let compacted = |s: &Self| StoreError::Compacted {
+            compact_revision: s.compact_revision(),
+        };
+        if rev <= self.compact_revision() {
+            return Err(compacted(self));
+        }
+        let range = keys::change_key(rev, event)..keys::change_key(durable + 1, 0);
+        let mut expected = (rev, event);
+        for item in self.shared.trees.changes.range(range) {
+            let (key, value) = item?;
+            let Some(at) = keys::parse_change_key(&key) else {
+                return Err(StoreError::Corrupt("malformed change-log key".into()));
+            };
+            // Revisions are dense and events numbered from 0: anything else
+            // means compaction removed what we were about to read.
+            let next_revision = (expected.0 + 1, 0);
+            let moves_on = at == next_revision && expected.1 > 0;
+            if at != expected && !moves_on {
+                return Err(compacted(self));
+            }
+            if moves_on {
+                batch.complete_through = expected.0;
+            }
+            if batch.events.len() >= max_events {
+                batch.next = at;
+                return Ok(batch);
+            }
+            batch.events.push(codec::decode_event(&value)?);
+            expected = (at.0, at.1 + 1);
+        }
+        if batch.events.is_empty() && (event == 0 || rev < durable) {
+            // Nothing at all where durable history should be.
+            if self.compact_revision() >= rev {
+                return Err(compacted(self));
+            }
+            return Err(StoreError::Corrupt(format!(
+                "change log has no revision {rev}"
+            )));
+        }
+        batch.complete_through = durable;
+        batch.next = (durable + 1, 0);
+        Ok(batch)
+    }
+
+    pub(crate) fn applied_revision(&self) -> u64 {
+        self.shared.applied.load(Ordering::Acquire)
+    }
+}

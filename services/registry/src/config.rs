@@ -1,0 +1,92 @@
+//! Command-line flags, each with an environment-variable fallback.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use zgc_server::telemetry::LogFormat;
+
+/// How writes are made durable before they are acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DurabilityArg {
+    /// Flush sled's log and fsync it: survives power loss (default).
+    Fsync,
+    /// Flush sled's log (sync_file_range): survives a crash of the process,
+    /// not necessarily of the machine.
+    Flush,
+    /// Acknowledge before flushing (sled flushes every 500 ms): may lose
+    /// acknowledged writes on any crash. For tests and benchmarks only.
+    None,
+}
+
+impl From<DurabilityArg> for zgc_store::Durability {
+    fn from(d: DurabilityArg) -> Self {
+        match d {
+            DurabilityArg::Fsync => Self::Fsync,
+            DurabilityArg::Flush => Self::Flush,
+            DurabilityArg::None => Self::None,
+        }
+    }
+}
+
+/// The registry's configuration.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "zgc-registry",
+    version,
+    about = "The zgc registry: parks and companies over gRPC, stored in sled."
+)]
+pub struct Config {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "ZGC_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Directory of the sled database (created if missing).
+    #[arg(long, env = "ZGC_DATA_DIR", default_value = "./zgc-data/registry")]
+    pub data_dir: PathBuf,
+    /// How writes are made durable before they are acknowledged.
+    #[arg(long, env = "ZGC_DURABILITY", value_enum, default_value_t = DurabilityArg::Fsync)]
+    pub durability: DurabilityArg,
+    /// How many revisions of change history WatchChanges can replay (and
+    /// request IDs are remembered for).
+    #[arg(long, env = "ZGC_RETENTION", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention: u64,
+    /// sled's page cache, in MiB.
+    #[arg(long, env = "ZGC_CACHE_MB", default_value_t = 256)]
+    pub cache_mb: u64,
+    /// Largest request message accepted, in bytes.
+    #[arg(long, env = "ZGC_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+    /// Seconds between progress marks on an idle WatchChanges stream.
+    #[arg(long, env = "ZGC_WATCH_PROGRESS_SECS", default_value_t = 3)]
+    pub watch_progress_secs: u64,
+    /// Seconds in-flight calls get to finish after SIGTERM before they are
+    /// cut off.
+    #[arg(long, env = "ZGC_DRAIN_SECS", default_value_t = 10)]
+    pub drain_secs: u64,
+    /// Log line format (filter with RUST_LOG).
+    #[arg(long, env = "ZGC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// A configuration with every default, for `data_dir`, on any free
+    /// loopback port when used with [`crate::serve`].
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            durability: DurabilityArg::Fsync,
+            retention: 1_000_000,
+            cache_mb: 64,
+            max_message_bytes: 16 * 1024 * 1024,
+            watch_progress_secs: 3,
+            drain_secs: 10,
+            log_format: LogFormat::Text,
+        }
+    }
+
+    /// The drain timeout.
+    pub fn drain(&self) -> Duration {
+        Duration::from_secs(self.drain_secs)
+    }
+}

@@ -1,0 +1,215 @@
+//! List RPCs: filter, order, keyset paging with signed tokens, exact totals.
+//!
+//! A page holds the `page_size` smallest matches (in the requested order)
+//! strictly after the token's sort key, so paging never returns an item
+//! twice and never skips one that existed, unchanged in its sort fields,
+//! for the whole paging. With the default order (by name) the scan starts
+//! at the token and stops once the page is full when no filter needs the
+//! rest counted; otherwise one pass over the candidates counts the matches
+//! and keeps the page in a bounded heap. Candidates come from a reference
+//! index when the filter pins `park`, `parent_company` or `parent_park`.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use zgc_query::page_token::query_digest;
+use zgc_query::{Filter, OrderBy, PageToken, PageTokenError, PageTokenKey, SortKey};
+
+use crate::error::ApiError;
+use crate::resource::Listable;
+
+/// The page size when the request says 0.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+/// The largest page.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// A validated list request.
+pub struct Query {
+    filter: Filter,
+    order: OrderBy,
+    page_size: usize,
+    after: Option<SortKey>,
+    digest: Vec<u8>,
+}
+
+/// One page of results.
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// The next page's token, empty on the last page.
+    pub next_page_token: String,
+    /// The number of matches.
+    pub total_size: i32,
+}
+
+impl Query {
+    /// Validates the list request fields of resource `T`.
+    pub fn parse<T: Listable>(
+        page_size: i32,
+        page_token: &str,
+        filter: &str,
+        order_by: &str,
+        key: &PageTokenKey,
+    ) -> Result<Self, ApiError> {
+        let page_size = match page_size {
+            n if n < 0 => return Err(ApiError::invalid("page_size", "must not be negative")),
+            0 => DEFAULT_PAGE_SIZE,
+            n => usize::try_from(n)
+                .unwrap_or(MAX_PAGE_SIZE)
+                .min(MAX_PAGE_SIZE),
+        };
+        let filter =
+            Filter::parse(filter, &T::SCHEMA).map_err(|e| ApiError::InvalidWithReason {
+                field: "filter".into(),
+                description: e.to_string(),
+                reason: "INVALID_FILTER",
+            })?;
+        let order = OrderBy::parse(order_by, &T::SCHEMA)
+            .map_err(|e| ApiError::invalid("order_by", e.to_string()))?;
+        let digest = query_digest(T::SCHEMA.resource, &filter.to_string(), &order.to_string());
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            let token = PageToken::decode(page_token, key, &digest).map_err(|e| {
+                ApiError::InvalidWithReason {
+                    field: "page_token".into(),
+                    description: match e {
+                        PageTokenError::Invalid => {
+                            "the page token is malformed or was altered".into()
+                        }
+                        PageTokenError::QueryMismatch => {
+                            "the page token was issued for a different filter or order_by".into()
+                        }
+                    },
+                    reason: "INVALID_PAGE_TOKEN",
+                }
+            })?;
+            if token.after.values.len() != order.fields().len() {
+                return Err(ApiError::invalid(
+                    "page_token",
+                    "the page token does not fit this order_by",
+                ));
+            }
+            Some(token.after)
+        };
+        Ok(Self {
+            filter,
+            order,
+            page_size,
+            after,
+            digest,
+        })
+    }
+
+    /// The value the filter pins `field` to, for index lookups.
+    pub fn pinned(&self, field: &str) -> Option<&str> {
+        self.filter.required_equality(field)
+    }
+
+    /// Whether the order is by name and nothing else needs every match:
+    /// then the caller may scan a name-ordered source from
+    /// [`Query::resume_name`] and stop early, with `total` from a counter.
+    pub fn is_plain_name_scan(&self) -> bool {
+        self.order.is_by_name() && self.filter.expr().is_none()
+    }
+
+    /// The name the page starts after, in name order.
+    pub fn resume_name(&self) -> Option<&str> {
+        self.after.as_ref().map(|k| k.name.as_str())
+    }
+
+    fn key_of<T: Listable>(&self, item: &T) -> SortKey {
+        SortKey {
+            values: self
+                .order
+                .fields()
+                .iter()
+                .map(|(f, _)| item.sort_value(f))
+                .collect(),
+            name: item.name().to_string(),
+        }
+    }
+
+    /// Builds the page from candidates (any order). `known_total` is the
+    /// number of matches when the caller knows it (unfiltered listing).
+    pub fn page<T: Listable, E>(
+        &self,
+        candidates: impl Iterator<Item = Result<T, E>>,
+        known_total: Option<u64>,
+        key: &PageTokenKey,
+    ) -> Result<Page<T>, E> {
+        struct Entry<'q, T> {
+            key: SortKey,
+            item: T,
+            order: &'q OrderBy,
+        }
+        impl<T> PartialEq for Entry<'_, T> {
+            fn eq(&self, other: &Self) -> bool {
+                self.cmp(other) == Ordering::Equal
+            }
+        }
+        impl<T> Eq for Entry<'_, T> {}
+        impl<T> PartialOrd for Entry<'_, T> {
+            fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+        impl<T> Ord for Entry<'_, T> {
+            fn cmp(&self, other: &Self) -> Ordering {
+                self.order.compare(&self.key, &other.key)
+            }
+        }
+
+        let stop_early = known_total.is_some() && self.order.is_by_name();
+        let keep = self.page_size + 1;
+        let mut heap: BinaryHeap<Entry<'_, T>> = BinaryHeap::with_capacity(keep + 1);
+        let mut total: u64 = 0;
+        for candidate in candidates {
+            let item = candidate?;
+            if !self.filter.matches(item.record()) {
+                continue;
+            }
+            total += 1;
+            let key = self.key_of(&item);
+            if self
+                .after
+                .as_ref()
+                .is_some_and(|a| self.order.compare(&key, a) != Ordering::Greater)
+            {
+                continue;
+            }
+            if heap.len() == keep {
+                if let Some(top) = heap.peek() {
+                    if self.order.compare(&key, &top.key) != Ordering::Less {
+                        if stop_early {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+                heap.pop();
+            }
+            heap.push(Entry {
+                key,
+                item,
+                order: &self.order,
+            });
+        }
+        let mut entries = heap.into_sorted_vec();
+        let more = entries.len() > self.page_size;
+        entries.truncate(self.page_size);
+        let next_page_token = match (more, entries.last()) {
+            (true, Some(last)) => PageToken {
+                after: last.key.clone(),
+            }
+            .encode(key, &self.digest),
+            _ => String::new(),
+        };
+        let total = known_total.unwrap_or(total);
+        Ok(Page {
+            items: entries.into_iter().map(|e| e.item).collect(),
+            next_page_token,
+            total_size: i32::try_from(total).unwrap_or(i32::MAX),
+        })
+    }
+}

@@ -1,0 +1,612 @@
+//! The `zgc.registry.v1.RegistryService` handlers: thin glue between the
+//! wire (validation, masks, errors) and the store.
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+use zgc_proto::registry::v1::registry_service_server::RegistryService;
+use zgc_proto::registry::v1::{
+    BatchCreateCompaniesRequest, BatchCreateCompaniesResponse, BatchGetCompaniesRequest,
+    BatchGetCompaniesResponse, Company, CreateCompanyRequest, CreateParkRequest,
+    DeleteCompanyRequest, DeleteParkRequest, Entity, GetCompanyRequest, GetParkRequest,
+    ListCompaniesRequest, ListCompaniesResponse, ListParksRequest, ListParksResponse, Park,
+    UpdateCompanyRequest, UpdateParkRequest, WatchChangesRequest, entity,
+};
+use zgc_query::PageTokenKey;
+use zgc_server::REVISION_HEADER;
+use zgc_store::{RequestKey, Store, StoreError, Write, WriteOutcome};
+
+use crate::error::ApiError;
+use crate::list::Query;
+use crate::mask;
+use crate::resource::{CompanyRecord, ParkRecord};
+use crate::validate::{self, Violations};
+use crate::watch;
+
+/// Most names in one BatchGetCompanies.
+pub const MAX_BATCH_GET: usize = 1000;
+/// Most entries in one BatchCreateCompanies.
+pub const MAX_BATCH_CREATE: usize = 1000;
+/// How often an update re-reads and retries after a concurrent change when
+/// the client sent no etag.
+const UPDATE_ATTEMPTS: usize = 8;
+
+/// The registry service.
+#[derive(Clone)]
+pub struct Registry {
+    store: Store,
+    token_key: PageTokenKey,
+    watch: watch::WatchConfig,
+    shutdown: CancellationToken,
+}
+
+impl Registry {
+    /// A service over `store`; watch streams end when `shutdown` fires.
+    pub fn new(store: Store, watch: watch::WatchConfig, shutdown: CancellationToken) -> Self {
+        let token_key = PageTokenKey::new(store.page_token_secret());
+        Self {
+            store,
+            token_key,
+            watch,
+            shutdown,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<Response<T>, Status>;
+
+fn with_revision<T>(message: T, revision: u64) -> Response<T> {
+    let mut response = Response::new(message);
+    response
+        .metadata_mut()
+        .insert(REVISION_HEADER, revision.into());
+    response
+}
+
+fn fingerprint<M: Message>(request: &M) -> Vec<u8> {
+    Sha256::digest(request.encode_to_vec()).to_vec()
+}
+
+fn request_key<M: Message>(request_id: &str, request: &M) -> Option<RequestKey> {
+    (!request_id.is_empty()).then(|| RequestKey {
+        request_id: request_id.to_string(),
+        fingerprint: fingerprint(request),
+    })
+}
+
+fn new_id(prefix: char) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
+fn invalid(v: Violations) -> std::result::Result<(), ApiError> {
+    v.finish().map_err(ApiError::Invalid)
+}
+
+fn one_park(outcome: WriteOutcome) -> std::result::Result<(Park, u64), ApiError> {
+    match outcome.entities.into_iter().next().and_then(|e| e.kind) {
+        Some(entity::Kind::Park(p)) => Ok((p, outcome.revision)),
+        _ => Err(ApiError::Internal("a park write returned no park".into())),
+    }
+}
+
+fn companies(entities: Vec<Entity>) -> std::result::Result<Vec<Company>, ApiError> {
+    entities
+        .into_iter()
+        .map(|e| match e.kind {
+            Some(entity::Kind::Company(c)) => Ok(c),
+            _ => Err(ApiError::Internal(
+                "a company write returned another entity".into(),
+            )),
+        })
+        .collect()
+}
+
+/// Clears the output-only fields of a new resource and names it.
+fn prepare_park(mut p: Park, id: &str) -> Park {
+    p.name = format!("parks/{id}");
+    p.uid = uuid::Uuid::new_v4().to_string();
+    p.create_time = None;
+    p.update_time = None;
+    p.revision = 0;
+    p.etag.clear();
+    p
+}
+
+fn prepare_company(mut c: Company, id: &str) -> Company {
+    c.name = format!("companies/{id}");
+    c.uid = uuid::Uuid::new_v4().to_string();
+    c.create_time = None;
+    c.update_time = None;
+    c.revision = 0;
+    c.etag.clear();
+    c
+}
+
+fn parse_etag(etag: &str) -> Option<u64> {
+    if etag.is_empty() {
+        None
+    } else {
+        // An etag we never issued matches no revision.
+        Some(etag.parse().unwrap_or(u64::MAX))
+    }
+}
+
+impl Registry {
+    /// Copies the park's location into a company that has none.
+    fn fill_location(&self, c: &mut Company) -> std::result::Result<(), ApiError> {
+        if c.location.is_some() || c.park.is_empty() {
+            return Ok(());
+        }
+        if let Some(id) = validate::parse_name(&c.park, "parks") {
+            // A missing park is reported by the store (or answered by an
+            // idempotent replay), so a miss here is not an error.
+            if let Some(park) = self.store.get_park(id)? {
+                c.location = park.location;
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates one create request's company and assigns its name.
+    fn build_company(
+        &self,
+        v: &mut Violations,
+        path: &str,
+        r: &CreateCompanyRequest,
+    ) -> Option<Company> {
+        if !r.company_id.is_empty() && !validate::is_valid_id(&r.company_id) {
+            v.add(
+                format!("{path}company_id"),
+                "must match ^[a-z][a-z0-9-]{0,62}$",
+            );
+        }
+        let Some(company) = r.company.clone() else {
+            v.add(format!("{path}company"), "is required");
+            return None;
+        };
+        let id = if r.company_id.is_empty() {
+            new_id('c')
+        } else {
+            r.company_id.clone()
+        };
+        let mut company = prepare_company(company, &id);
+        validate::company(v, &format!("{path}company"), &mut company);
+        Some(company)
+    }
+
+    async fn create_companies(
+        &self,
+        companies_in: Vec<Company>,
+        request: Option<RequestKey>,
+        entry_path: &(dyn Fn(usize) -> String + Sync),
+    ) -> std::result::Result<(Vec<Company>, u64), ApiError> {
+        let mut list = companies_in;
+        for c in &mut list {
+            self.fill_location(c)?;
+        }
+        let outcome = self
+            .store
+            .write(Write::CreateCompanies {
+                companies: list,
+                request,
+            })
+            .await
+            .map_err(|e| ApiError::from_store(e, entry_path))?;
+        Ok((companies(outcome.entities)?, outcome.revision))
+    }
+}
+
+#[tonic::async_trait]
+impl RegistryService for Registry {
+    async fn create_park(&self, request: Request<CreateParkRequest>) -> Result<Park> {
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        validate::check_request_id(&mut v, "request_id", &req.request_id);
+        if !req.park_id.is_empty() && !validate::is_valid_id(&req.park_id) {
+            v.add("park_id", "must match ^[a-z][a-z0-9-]{0,62}$");
+        }
+        let Some(park) = req.park.clone() else {
+            v.add("park", "is required");
+            return Err(ApiError::Invalid(v.finish().err().unwrap_or_default()).into());
+        };
+        let id = if req.park_id.is_empty() {
+            new_id('p')
+        } else {
+            req.park_id.clone()
+        };
+        let mut park = prepare_park(park, &id);
+        validate::park(&mut v, "park", &mut park);
+        invalid(v)?;
+        let outcome = self
+            .store
+            .write(Write::CreatePark {
+                park,
+                request: request_key(&req.request_id, &req),
+            })
+            .await
+            .map_err(|e| ApiError::from_store(e, &|_| "park".into()))?;
+        let (park, revision) = one_park(outcome)?;
+        Ok(with_revision(park, revision))
+    }
+
+    async fn get_park(&self, request: Request<GetParkRequest>) -> Result<Park> {
+        let name = request.into_inner().name;
+        let Some(id) = validate::parse_name(&name, "parks") else {
+            return Err(ApiError::invalid("name", "must be `parks/{id}`").into());
+        };
+        match self.store.get_park(id).map_err(ApiError::from)? {
+            Some(p) => Ok(Response::new(p)),
+            None => Err(ApiError::NotFound(name).into()),
+        }
+    }
+
+    async fn list_parks(&self, request: Request<ListParksRequest>) -> Result<ListParksResponse> {
+        let req = request.into_inner();
+        let q = Query::parse::<ParkRecord>(
+            req.page_size,
+            &req.page_token,
+            &req.filter,
+            &req.order_by,
+            &self.token_key,
+        )?;
+        let store = self.store.clone();
+        let key = self.token_key.clone();
+        let page = tokio::task::spawn_blocking(move || -> std::result::Result<_, ApiError> {
+            let page = if let Some(parent) = q.pinned("parent_park") {
+                let ids = match validate::parse_name(parent, "parks") {
+                    Some(id) => store
+                        .child_park_ids(id)
+                        .collect::<std::result::Result<Vec<_>, _>>()?,
+                    None => Vec::new(),
+                };
+                let items = ids
+                    .into_iter()
+                    .filter_map(|id| store.get_park(&id).transpose());
+                q.page(items.map(|r| r.map(ParkRecord)), None, &key)?
+            } else if q.is_plain_name_scan() {
+                let after = q
+                    .resume_name()
+                    .and_then(|n| n.strip_prefix("parks/"))
+                    .map(str::to_owned);
+                let total = store.park_count()?;
+                q.page(
+                    store
+                        .parks_after(after.as_deref())
+                        .map(|r| r.map(ParkRecord)),
+                    Some(total),
+                    &key,
+                )?
+            } else {
+                q.page(
+                    store.parks_after(None).map(|r| r.map(ParkRecord)),
+                    None,
+                    &key,
+                )?
+            };
+            Ok(page)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+        Ok(Response::new(ListParksResponse {
+            parks: page.items.into_iter().map(|p| p.0).collect(),
+            next_page_token: page.next_page_token,
+            total_size: page.total_size,
+        }))
+    }
+
+    async fn update_park(&self, request: Request<UpdateParkRequest>) -> Result<Park> {
+        let req = request.into_inner();
+        let Some(patch) = req.park else {
+            return Err(ApiError::invalid("park", "is required").into());
+        };
+        let Some(id) = validate::parse_name(&patch.name, "parks").map(str::to_owned) else {
+            return Err(ApiError::invalid("park.name", "must be `parks/{id}`").into());
+        };
+        let fields = mask::resolve(req.update_mask.as_ref(), mask::PARK_FIELDS, |f| {
+            mask::park_is_set(&patch, f)
+        })
+        .map_err(|(field, msg)| ApiError::invalid(field, msg))?;
+        let client_etag = parse_etag(&patch.etag);
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self
+                .store
+                .get_park(&id)
+                .map_err(ApiError::from)?
+                .ok_or_else(|| ApiError::NotFound(patch.name.clone()))?;
+            if client_etag.is_some_and(|e| e != current.revision) {
+                return Err(ApiError::EtagMismatch(format!(
+                    "{} changed since the etag was read",
+                    patch.name
+                ))
+                .into());
+            }
+            let mut merged = current.clone();
+            mask::apply_park(&mut merged, &patch, &fields);
+            let mut v = Violations::default();
+            validate::park(&mut v, "park", &mut merged);
+            invalid(v)?;
+            match self
+                .store
+                .write(Write::UpdatePark {
+                    park: merged,
+                    expected_revision: current.revision,
+                })
+                .await
+            {
+                Ok(outcome) => {
+                    let (park, revision) = one_park(outcome)?;
+                    return Ok(with_revision(park, revision));
+                }
+                Err(StoreError::RevisionMismatch { .. }) if client_etag.is_none() => continue,
+                Err(e) => return Err(ApiError::from_store(e, &|_| "park".into()).into()),
+            }
+        }
+        Err(ApiError::EtagMismatch(format!("{} is changing too often; retry", patch.name)).into())
+    }
+
+    async fn delete_park(&self, request: Request<DeleteParkRequest>) -> Result<()> {
+        let req = request.into_inner();
+        if validate::parse_name(&req.name, "parks").is_none() {
+            return Err(ApiError::invalid("name", "must be `parks/{id}`").into());
+        }
+        let outcome = self
+            .store
+            .write(Write::DeletePark {
+                name: req.name,
+                expected_revision: parse_etag(&req.etag),
+            })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(with_revision((), outcome.revision))
+    }
+
+    async fn create_company(&self, request: Request<CreateCompanyRequest>) -> Result<Company> {
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        validate::check_request_id(&mut v, "request_id", &req.request_id);
+        let company = self.build_company(&mut v, "", &req);
+        invalid(v)?;
+        let company = company.ok_or_else(|| ApiError::Internal("no company".into()))?;
+        let (mut list, revision) = self
+            .create_companies(vec![company], request_key(&req.request_id, &req), &|_| {
+                "company".into()
+            })
+            .await?;
+        let company = list
+            .pop()
+            .ok_or_else(|| ApiError::Internal("no company created".into()))?;
+        Ok(with_revision(company, revision))
+    }
+
+    async fn get_company(&self, request: Request<GetCompanyRequest>) -> Result<Company> {
+        let name = request.into_inner().name;
+        let Some(id) = validate::parse_name(&name, "companies") else {
+            return Err(ApiError::invalid("name", "must be `companies/{id}`").into());
+        };
+        match self.store.get_company(id).map_err(ApiError::from)? {
+            Some(c) => Ok(Response::new(c)),
+            None => Err(ApiError::NotFound(name).into()),
+        }
+    }
+
+    async fn batch_get_companies(
+        &self,
+        request: Request<BatchGetCompaniesRequest>,
+    ) -> Result<BatchGetCompaniesResponse> {
+        let names = request.into_inner().names;
+        if names.len() > MAX_BATCH_GET {
+            return Err(
+                ApiError::invalid("names", format!("at most {MAX_BATCH_GET} names")).into(),
+            );
+        }
+        let mut v = Violations::default();
+        for (i, n) in names.iter().enumerate() {
+            validate::check_name(&mut v, &format!("names[{i}]"), n, "companies");
+        }
+        invalid(v)?;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let id = validate::parse_name(&name, "companies").unwrap_or_default();
+            match self.store.get_company(id).map_err(ApiError::from)? {
+                Some(c) => out.push(c),
+                None => return Err(ApiError::NotFound(name).into()),
+            }
+        }
+        Ok(Response::new(BatchGetCompaniesResponse { companies: out }))
+    }
+
+    async fn list_companies(
+        &self,
+        request: Request<ListCompaniesRequest>,
+    ) -> Result<ListCompaniesResponse> {
+        let req = request.into_inner();
+        let q = Query::parse::<CompanyRecord>(
+            req.page_size,
+            &req.page_token,
+            &req.filter,
+            &req.order_by,
+            &self.token_key,
+        )?;
+        let store = self.store.clone();
+        let key = self.token_key.clone();
+        let page = tokio::task::spawn_blocking(move || -> std::result::Result<_, ApiError> {
+            let indexed = q
+                .pinned("park")
+                .map(|p| (p, "parks"))
+                .or_else(|| q.pinned("parent_company").map(|p| (p, "companies")));
+            let page = if let Some((target, collection)) = indexed {
+                let ids = match validate::parse_name(target, collection) {
+                    Some(id) if collection == "parks" => store
+                        .company_ids_in_park(id)
+                        .collect::<std::result::Result<Vec<_>, _>>(
+                    )?,
+                    Some(id) => store
+                        .branch_ids(id)
+                        .collect::<std::result::Result<Vec<_>, _>>()?,
+                    None => Vec::new(),
+                };
+                let items = ids
+                    .into_iter()
+                    .filter_map(|id| store.get_company(&id).transpose());
+                q.page(items.map(|r| r.map(CompanyRecord)), None, &key)?
+            } else if q.is_plain_name_scan() {
+                let after = q
+                    .resume_name()
+                    .and_then(|n| n.strip_prefix("companies/"))
+                    .map(str::to_owned);
+                let total = store.company_count()?;
+                q.page(
+                    store
+                        .companies_after(after.as_deref())
+                        .map(|r| r.map(CompanyRecord)),
+                    Some(total),
+                    &key,
+                )?
+            } else {
+                q.page(
+                    store.companies_after(None).map(|r| r.map(CompanyRecord)),
+                    None,
+                    &key,
+                )?
+            };
+            Ok(page)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+        Ok(Response::new(ListCompaniesResponse {
+            companies: page.items.into_iter().map(|c| c.0).collect(),
+            next_page_token: page.next_page_token,
+            total_size: page.total_size,
+        }))
+    }
+
+    async fn update_company(&self, request: Request<UpdateCompanyRequest>) -> Result<Company> {
+        let req = request.into_inner();
+        let Some(patch) = req.company else {
+            return Err(ApiError::invalid("company", "is required").into());
+        };
+        let Some(id) = validate::parse_name(&patch.name, "companies").map(str::to_owned) else {
+            return Err(ApiError::invalid("company.name", "must be `companies/{id}`").into());
+        };
+        let fields = mask::resolve(req.update_mask.as_ref(), mask::COMPANY_FIELDS, |f| {
+            mask::company_is_set(&patch, f)
+        })
+        .map_err(|(field, msg)| ApiError::invalid(field, msg))?;
+        let client_etag = parse_etag(&patch.etag);
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = self
+                .store
+                .get_company(&id)
+                .map_err(ApiError::from)?
+                .ok_or_else(|| ApiError::NotFound(patch.name.clone()))?;
+            if client_etag.is_some_and(|e| e != current.revision) {
+                return Err(ApiError::EtagMismatch(format!(
+                    "{} changed since the etag was read",
+                    patch.name
+                ))
+                .into());
+            }
+            let mut merged = current.clone();
+            mask::apply_company(&mut merged, &patch, &fields);
+            let mut v = Violations::default();
+            validate::company(&mut v, "company", &mut merged);
+            invalid(v)?;
+            self.fill_location(&mut merged)?;
+            match self
+                .store
+                .write(Write::UpdateCompany {
+                    company: merged,
+                    expected_revision: current.revision,
+                })
+                .await
+            {
+                Ok(outcome) => {
+                    let revision = outcome.revision;
+                    let company = companies(outcome.entities)?
+                        .pop()
+                        .ok_or_else(|| ApiError::Internal("no company updated".into()))?;
+                    return Ok(with_revision(company, revision));
+                }
+                Err(StoreError::RevisionMismatch { .. }) if client_etag.is_none() => continue,
+                Err(e) => return Err(ApiError::from_store(e, &|_| "company".into()).into()),
+            }
+        }
+        Err(ApiError::EtagMismatch(format!("{} is changing too often; retry", patch.name)).into())
+    }
+
+    async fn delete_company(&self, request: Request<DeleteCompanyRequest>) -> Result<()> {
+        let req = request.into_inner();
+        if validate::parse_name(&req.name, "companies").is_none() {
+            return Err(ApiError::invalid("name", "must be `companies/{id}`").into());
+        }
+        let outcome = self
+            .store
+            .write(Write::DeleteCompany {
+                name: req.name,
+                expected_revision: parse_etag(&req.etag),
+            })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(with_revision((), outcome.revision))
+    }
+
+    async fn batch_create_companies(
+        &self,
+        request: Request<BatchCreateCompaniesRequest>,
+    ) -> Result<BatchCreateCompaniesResponse> {
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        validate::check_request_id(&mut v, "request_id", &req.request_id);
+        if req.requests.is_empty() {
+            v.add("requests", "must hold at least one request");
+        }
+        if req.requests.len() > MAX_BATCH_CREATE {
+            v.add(
+                "requests",
+                format!(
+                    "at most {MAX_BATCH_CREATE} requests, not {}",
+                    req.requests.len()
+                ),
+            );
+            return Err(ApiError::Invalid(v.finish().err().unwrap_or_default()).into());
+        }
+        let mut list = Vec::with_capacity(req.requests.len());
+        for (i, r) in req.requests.iter().enumerate() {
+            let path = format!("requests[{i}].");
+            if !r.request_id.is_empty() {
+                v.add(
+                    format!("{path}request_id"),
+                    "must be empty; set the batch's request_id",
+                );
+            }
+            list.extend(self.build_company(&mut v, &path, r));
+        }
+        invalid(v)?;
+        let (companies, revision) = self
+            .create_companies(list, request_key(&req.request_id, &req), &|i| {
+                format!("requests[{i}].company")
+            })
+            .await?;
+        Ok(with_revision(
+            BatchCreateCompaniesResponse { companies },
+            revision,
+        ))
+    }
+
+    type WatchChangesStream = watch::ChangeStream;
+
+    async fn watch_changes(
+        &self,
+        request: Request<WatchChangesRequest>,
+    ) -> Result<Self::WatchChangesStream> {
+        let start = request.into_inner().start_revision;
+        let stream = watch::start(
+            self.store.clone(),
+            start,
+            self.watch.clone(),
+            self.shutdown.clone(),
+        )?;
+        Ok(with_revision(stream, self.store.revision()))
+    }
+}
