@@ -1,1 +1,143 @@
+//! Test harness: real servers on loopback ports, real gRPC clients.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use zgc_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use zgc_proto::registry::v1::{Company, Park, ParkKind};
+use zgc_proto::types::v1::{Date, Location};
+use zgc_registry::Config;
+
+pub mod fixtures;
+
+/// A registry served in this process on a free loopback port.
+pub struct Registry {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), zgc_registry::ServeError>>>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Registry {
+    /// Starts a registry on a fresh data directory.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a registry on a fresh data directory, with `tweak` applied to
+    /// the default configuration.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut registry = Self::start_in(temp.path(), tweak).await;
+        registry._temp = Some(temp);
+        registry
+    }
+
+    /// Starts a registry on `data_dir`, which the caller keeps.
+    pub async fn start_in(data_dir: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::for_data_dir(data_dir);
+        tweak(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(zgc_registry::serve(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            stop: Some(stop),
+            task: Some(task),
+            _temp: None,
+        }
+    }
+
+    /// `http://127.0.0.1:port`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A connected client.
+    pub async fn client(&self) -> RegistryServiceClient<Channel> {
+        RegistryServiceClient::new(self.channel().await)
+    }
+
+    /// A connected channel.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.endpoint())
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// Begins a graceful shutdown without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Shuts down gracefully and waits until the store is closed. Returns
+    /// the data directory, kept if the registry owned a temp dir.
+    pub async fn stop(mut self) -> Option<tempfile::TempDir> {
+        self.begin_shutdown();
+        if let Some(task) = self.task.take() {
+            task.await.expect("serve task").expect("serve result");
+        }
+        self._temp.take()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.begin_shutdown();
+    }
+}
+
+/// A location.
+pub fn loc(province: &str, city: &str) -> Option<Location> {
+    Some(Location {
+        province: province.into(),
+        city: city.into(),
+        district: String::new(),
+    })
+}
+
+/// A date.
+pub fn date(year: i32, month: i32, day: i32) -> Option<Date> {
+    Some(Date { year, month, day })
+}
+
+/// A valid park.
+pub fn park(display_name: &str, province: &str, city: &str) -> Park {
+    Park {
+        display_name: display_name.into(),
+        kind: ParkKind::SciencePark as i32,
+        location: loc(province, city),
+        ..Default::default()
+    }
+}
+
+/// A valid company located in `province`/`city`.
+pub fn company(display_name: &str, province: &str, city: &str) -> Company {
+    Company {
+        display_name: display_name.into(),
+        location: loc(province, city),
+        ..Default::default()
+    }
+}
+
+/// A fresh request ID.
+pub fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
