@@ -1,0 +1,467 @@
+//! Crash safety of the real binary: concurrent writers, SIGKILL at an
+//! arbitrary moment, restart, and every acknowledged write is there with
+//! exactly its acknowledged content; indexes agree with a full scan;
+//! revisions never go backwards; the change log replays without gaps.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tonic::transport::Channel;
+use zgc_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use zgc_proto::registry::v1::*;
+use zgc_proto::types::v1::Location;
+
+type Client = RegistryServiceClient<Channel>;
+
+const CYCLES: usize = 4;
+const WRITERS: usize = 4;
+/// Acknowledged writes per cycle before the kill.
+const ACKS_BEFORE_KILL: usize = 60;
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// A write that was sent but not (yet) acknowledged when the kill came.
+#[derive(Debug, Clone)]
+enum Pending {
+    /// May or may not exist.
+    Create,
+    /// Either still `before`, or `before` with `employees` set.
+    Update { before: Company, employees: i32 },
+    /// Either still `before`, or gone.
+    Delete { before: Company },
+}
+
+#[derive(Default)]
+struct Expectations {
+    /// Acknowledged state per company name (`None`: deleted).
+    acked: BTreeMap<String, Option<Company>>,
+    pending: BTreeMap<String, Pending>,
+    max_acked_revision: u64,
+}
+
+fn user_fields(c: &Company) -> Company {
+    Company {
+        revision: 0,
+        etag: String::new(),
+        update_time: None,
+        ..c.clone()
+    }
+}
+
+/// Reads what each in-flight write left behind, checks it is one of the
+/// allowed outcomes, and takes it as the new expectation.
+async fn settle(c: &mut Client, exp: &mut Expectations) {
+    for (name, pending) in std::mem::take(&mut exp.pending) {
+        let found = c
+            .get_company(GetCompanyRequest { name: name.clone() })
+            .await
+            .ok()
+            .map(|r| r.into_inner());
+        match (&pending, &found) {
+            (Pending::Create, _) => {}
+            (Pending::Update { before, .. }, Some(f)) if f == before => {}
+            (Pending::Update { before, employees }, Some(f)) => {
+                let mut want = user_fields(before);
+                want.employees = *employees;
+                assert_eq!(
+                    user_fields(f),
+                    want,
+                    "{name} after an unacknowledged update"
+                );
+            }
+            (Pending::Delete { .. }, None) => {}
+            (Pending::Delete { before }, Some(f)) => {
+                assert_eq!(f, before, "{name} after an unacknowledged delete")
+            }
+            (Pending::Update { .. }, None) => panic!("{name} vanished during an update"),
+        }
+        exp.acked.insert(name, found);
+    }
+}
+
+async fn start(dir: &Path) -> (Child, Client) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zgc-registry"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn zgc-registry");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = tokio::time::timeout(PATIENCE, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if v["message"] == "listening" {
+                return v["addr"].as_str().unwrap().to_string();
+            }
+        }
+        panic!("zgc-registry exited before listening");
+    })
+    .await
+    .expect("zgc-registry did not start");
+    // Keep draining its logs so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    (child, RegistryServiceClient::new(channel))
+}
+
+fn location(i: usize) -> Option<Location> {
+    let cities = [
+        ("Hebei", "Baoding"),
+        ("Tianjin", "Tianjin"),
+        ("Hebei", "Shijiazhuang"),
+    ];
+    let (p, c) = cities[i % cities.len()];
+    Some(Location {
+        province: p.into(),
+        city: c.into(),
+        district: String::new(),
+    })
+}
+
+async fn all_companies(c: &mut Client, filter: &str) -> Vec<Company> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = c
+            .list_companies(ListCompaniesRequest {
+                page_size: 1000,
+                page_token: token,
+                filter: filter.into(),
+                order_by: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        out.extend(page.companies);
+        token = page.next_page_token;
+        if token.is_empty() {
+            return out;
+        }
+    }
+}
+
+async fn verify(c: &mut Client, exp: &mut Expectations) {
+    for park in ["parks/a", "parks/b"] {
+        c.get_park(GetParkRequest { name: park.into() })
+            .await
+            .expect("an acknowledged park is gone");
+    }
+    settle(c, exp).await;
+    let scan = all_companies(c, "").await;
+    let by_name: BTreeMap<String, Company> =
+        scan.iter().map(|x| (x.name.clone(), x.clone())).collect();
+    for (name, want) in &exp.acked {
+        assert_eq!(
+            by_name.get(name),
+            want.as_ref(),
+            "acknowledged state of {name}"
+        );
+    }
+    // Counters and indexes agree with the scan.
+    let listed = c
+        .list_companies(ListCompaniesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_size as usize, scan.len(), "company counter");
+    for park in ["parks/a", "parks/b"] {
+        let via_index: BTreeSet<String> = all_companies(c, &format!("park = \"{park}\""))
+            .await
+            .into_iter()
+            .map(|x| x.name)
+            .collect();
+        let via_scan: BTreeSet<String> = scan
+            .iter()
+            .filter(|x| x.park == park)
+            .map(|x| x.name.clone())
+            .collect();
+        assert_eq!(via_index, via_scan, "park index of {park}");
+    }
+    for parent in scan.iter().filter(|x| x.parent_company.is_empty()).take(20) {
+        let via_index: BTreeSet<String> =
+            all_companies(c, &format!("parent_company = \"{}\"", parent.name))
+                .await
+                .into_iter()
+                .map(|x| x.name)
+                .collect();
+        let via_scan: BTreeSet<String> = scan
+            .iter()
+            .filter(|x| x.parent_company == parent.name)
+            .map(|x| x.name.clone())
+            .collect();
+        assert_eq!(via_index, via_scan, "branch index of {}", parent.name);
+    }
+    // The revision never went backwards, and history replays densely.
+    let head = listed_revision(c).await;
+    assert!(
+        head >= exp.max_acked_revision,
+        "revision went back from {} to {head}",
+        exp.max_acked_revision
+    );
+    let mut stream = c
+        .watch_changes(WatchChangesRequest { start_revision: 1 })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut expected_rev = 1;
+    while expected_rev <= head {
+        let msg = tokio::time::timeout(PATIENCE, stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        for e in msg.events {
+            assert!(
+                e.revision == expected_rev || e.revision == expected_rev + 1,
+                "gap before revision {}",
+                e.revision
+            );
+            expected_rev = e.revision;
+        }
+        if msg.revision >= head {
+            break;
+        }
+    }
+}
+
+async fn listed_revision(c: &mut Client) -> u64 {
+    let resp = c.list_parks(ListParksRequest::default()).await.unwrap();
+    resp.metadata()
+        .get("x-zgc-revision")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn record(exp: &Mutex<Expectations>, name: &str, state: Option<Company>, revision: u64) {
+    let mut e = exp.lock().unwrap();
+    e.pending.remove(name);
+    e.max_acked_revision = e.max_acked_revision.max(revision);
+    e.acked.insert(name.to_string(), state);
+}
+
+/// One writer: creates (some batched, with parks and parents), updates
+/// (with etags) and deletes its own companies, one call at a time,
+/// recording what was acknowledged. Stops at its first failed call (the
+/// registry was killed).
+async fn writer(
+    mut c: Client,
+    id: String,
+    exp: Arc<Mutex<Expectations>>,
+    acks: Arc<watch::Sender<usize>>,
+) {
+    let mut mine: Vec<Company> = Vec::new();
+    for n in 0usize.. {
+        let op = n % 5;
+        let ok = if op == 3 && !mine.is_empty() {
+            let i = n % mine.len();
+            let before = mine[i].clone();
+            let employees = i32::try_from(n).unwrap();
+            exp.lock().unwrap().pending.insert(
+                before.name.clone(),
+                Pending::Update {
+                    before: before.clone(),
+                    employees,
+                },
+            );
+            let patch = Company {
+                name: before.name.clone(),
+                employees,
+                etag: before.etag.clone(),
+                ..Default::default()
+            };
+            match c
+                .update_company(UpdateCompanyRequest {
+                    company: Some(patch),
+                    update_mask: None,
+                })
+                .await
+            {
+                Ok(resp) => {
+                    let updated = resp.into_inner();
+                    record(&exp, &updated.name, Some(updated.clone()), updated.revision);
+                    mine[i] = updated;
+                    true
+                }
+                Err(_) => false,
+            }
+        } else if op == 4
+            && mine.len() > 3
+            && !mine.iter().any(|m| m.parent_company == mine[0].name)
+        {
+            let before = mine.remove(0);
+            exp.lock().unwrap().pending.insert(
+                before.name.clone(),
+                Pending::Delete {
+                    before: before.clone(),
+                },
+            );
+            match c
+                .delete_company(DeleteCompanyRequest {
+                    name: before.name.clone(),
+                    etag: String::new(),
+                })
+                .await
+            {
+                Ok(resp) => {
+                    let rev = resp
+                        .metadata()
+                        .get("x-zgc-revision")
+                        .unwrap()
+                        .to_str()
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    record(&exp, &before.name, None, rev);
+                    true
+                }
+                Err(_) => false,
+            }
+        } else {
+            let size = if op == 1 { 5 } else { 1 };
+            let requests: Vec<_> = (0..size)
+                .map(|k| {
+                    let mut co = Company {
+                        display_name: format!("{id} {n} {k}"),
+                        location: location(n + k),
+                        employees: i32::try_from(k).unwrap(),
+                        ..Default::default()
+                    };
+                    if (n + k) % 3 == 0 {
+                        co.park = if k % 2 == 0 {
+                            "parks/a".into()
+                        } else {
+                            "parks/b".into()
+                        };
+                    }
+                    if k > 0 {
+                        co.parent_company = format!("companies/{id}-{n}-0");
+                    }
+                    CreateCompanyRequest {
+                        company: Some(co),
+                        company_id: format!("{id}-{n}-{k}"),
+                        request_id: String::new(),
+                    }
+                })
+                .collect();
+            {
+                let mut e = exp.lock().unwrap();
+                for r in &requests {
+                    e.pending
+                        .insert(format!("companies/{}", r.company_id), Pending::Create);
+                }
+            }
+            match c
+                .batch_create_companies(BatchCreateCompaniesRequest {
+                    requests,
+                    request_id: String::new(),
+                })
+                .await
+            {
+                Ok(resp) => {
+                    for co in resp.into_inner().companies {
+                        record(&exp, &co.name, Some(co.clone()), co.revision);
+                        mine.push(co);
+                    }
+                    true
+                }
+                Err(_) => false,
+            }
+        };
+        if !ok {
+            return;
+        }
+        acks.send_modify(|a| *a += 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = Arc::new(Mutex::new(Expectations::default()));
+    {
+        let (mut child, mut c) = start(dir.path()).await;
+        for id in ["a", "b"] {
+            let park = Park {
+                display_name: format!("Park {id}"),
+                kind: ParkKind::SciencePark as i32,
+                location: location(0),
+                ..Default::default()
+            };
+            c.create_park(CreateParkRequest {
+                park: Some(park),
+                park_id: id.into(),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+        }
+        child.kill().await.unwrap();
+    }
+    for cycle in 0..CYCLES {
+        let (mut child, mut c) = start(dir.path()).await;
+        let mut snapshot = std::mem::take(&mut *exp.lock().unwrap());
+        verify(&mut c, &mut snapshot).await;
+        *exp.lock().unwrap() = snapshot;
+
+        let (acks, mut seen) = watch::channel(0usize);
+        let acks = Arc::new(acks);
+        let mut tasks: tokio::task::JoinSet<()> = (0..WRITERS)
+            .map(|w| {
+                writer(
+                    c.clone(),
+                    format!("w{cycle}x{w}"),
+                    exp.clone(),
+                    acks.clone(),
+                )
+            })
+            .collect();
+        // Kill once enough writes were acknowledged (or every writer has
+        // stopped on an error, which the next verification explains).
+        tokio::time::timeout(PATIENCE, async {
+            tokio::select! {
+                _ = seen.wait_for(|n| *n >= ACKS_BEFORE_KILL) => {}
+                _ = async { while tasks.join_next().await.is_some() {} } => {}
+            }
+        })
+        .await
+        .expect("writers made no progress");
+        // SIGKILL, while the writers are mid-call.
+        child.kill().await.unwrap();
+        while let Some(t) = tasks.join_next().await {
+            t.unwrap();
+        }
+    }
+    let (_child, mut c) = start(dir.path()).await;
+    let mut last = std::mem::take(&mut *exp.lock().unwrap());
+    verify(&mut c, &mut last).await;
+    let surviving = last.acked.values().filter(|v| v.is_some()).count();
+    assert!(
+        surviving >= CYCLES * ACKS_BEFORE_KILL / 2,
+        "only {surviving} companies"
+    );
+}
