@@ -650,16 +650,17 @@ impl Parser<'_> {
                 ty,
             ));
         }
-        if let Some((map, key)) = word.split_once('.') {
-            if self.schema.field_type(map) == Some(FieldType::StringMap) && !key.is_empty() {
-                return Ok((
-                    FieldRef {
-                        path: map.to_string(),
-                        key: Some(key.to_string()),
-                    },
-                    FieldType::StringMap,
-                ));
-            }
+        if let Some((map, key)) = word.split_once('.')
+            && self.schema.field_type(map) == Some(FieldType::StringMap)
+            && !key.is_empty()
+        {
+            return Ok((
+                FieldRef {
+                    path: map.to_string(),
+                    key: Some(key.to_string()),
+                },
+                FieldType::StringMap,
+            ));
         }
         let known: Vec<&str> = self.schema.filter_fields.iter().map(|(n, _)| *n).collect();
         Err(FilterError::new(

@@ -151,7 +151,7 @@ pub(crate) struct Job {
 }
 
 pub(crate) enum Msg {
-    Write(Job),
+    Write(Box<Job>),
     /// Finish the queued writes, flush, mark a clean shutdown, and stop.
     Stop(oneshot::Sender<Result<(), StoreError>>),
 }
@@ -216,7 +216,7 @@ impl Store {
     pub async fn write(&self, write: Write) -> Result<WriteOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Msg::Write(Job { write, reply }))
+            .send(Msg::Write(Box::new(Job { write, reply })))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?

@@ -59,10 +59,10 @@ pub fn plan(
         }
         _ => None,
     };
-    if let Some(request) = &request {
-        if let Some(outcome) = replay(trees, request)? {
-            return Ok(Plan::Replay(outcome));
-        }
+    if let Some(request) = &request
+        && let Some(outcome) = replay(trees, request)?
+    {
+        return Ok(Plan::Replay(outcome));
     }
     let mut b = Builder {
         trees,

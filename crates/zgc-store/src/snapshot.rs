@@ -135,13 +135,13 @@ impl Snapshot {
             let entity = match kind {
                 Kind::Park => {
                     let p = codec::decode_park(&value)?;
-                    (p.revision <= self.revision).then(|| Entity {
+                    (p.revision <= self.revision).then_some(Entity {
                         kind: Some(entity::Kind::Park(p)),
                     })
                 }
                 Kind::Company => {
                     let c = codec::decode_company(&value)?;
-                    (c.revision <= self.revision).then(|| Entity {
+                    (c.revision <= self.revision).then_some(Entity {
                         kind: Some(entity::Kind::Company(c)),
                     })
                 }
@@ -209,10 +209,10 @@ impl Snapshot {
         }
         let mut out = Vec::new();
         for ((kind, id), (rev, before)) in first {
-            if let Some(before) = before {
-                if rev <= self.read_at_for(kind, id.as_bytes()) {
-                    out.push(before);
-                }
+            if let Some(before) = before
+                && rev <= self.read_at_for(kind, id.as_bytes())
+            {
+                out.push(before);
             }
         }
         Ok(out)

@@ -156,12 +156,12 @@ impl Writer {
             };
             let mut group = Vec::new();
             match first {
-                Msg::Write(job) => group.push(job),
+                Msg::Write(job) => group.push(*job),
                 Msg::Stop(reply) => stop = Some(reply),
             }
             while stop.is_none() && group.len() < MAX_GROUP {
                 match rx.try_recv() {
-                    Ok(Msg::Write(job)) => group.push(job),
+                    Ok(Msg::Write(job)) => group.push(*job),
                     Ok(Msg::Stop(reply)) => stop = Some(reply),
                     Err(_) => break,
                 }

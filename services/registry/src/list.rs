@@ -179,13 +179,16 @@ impl Query {
                 continue;
             }
             if heap.len() == keep {
-                if let Some(top) = heap.peek() {
-                    if self.order.compare(&key, &top.key) != Ordering::Less {
-                        if stop_early {
-                            break;
-                        }
-                        continue;
-                    }
+                // The heap's top is the largest kept key: a key not below
+                // it cannot be on the page (nor, in name order, any later).
+                let beyond = heap
+                    .peek()
+                    .is_some_and(|top| self.order.compare(&key, &top.key) != Ordering::Less);
+                if beyond && stop_early {
+                    break;
+                }
+                if beyond {
+                    continue;
                 }
                 heap.pop();
             }

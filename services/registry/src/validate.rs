@@ -30,7 +30,6 @@ static ID: LazyLock<Regex> = LazyLock::new(|| regex_or_panic("^[a-z][a-z0-9-]{0,
 static SECTOR: LazyLock<Regex> = LazyLock::new(|| regex_or_panic("^[a-z0-9]+(-[a-z0-9]+)*$"));
 static LABEL_KEY: LazyLock<Regex> = LazyLock::new(|| regex_or_panic("^[a-z][a-z0-9_-]{0,62}$"));
 
-#[allow(clippy::panic)]
 fn regex_or_panic(pattern: &str) -> Regex {
     // The patterns are constants of this file; a typo is a bug caught by
     // every test run.
