@@ -44,16 +44,32 @@ async fn call(r: &Registry, data: Option<&str>, method: &str) -> (bool, String, 
 async fn list_describe_and_a_json_round_trip() {
     let r = Registry::start().await;
 
-    let (ok, out, err) = grpcurl(vec!["-plaintext".into(), r.addr.to_string(), "list".into()]).await;
+    let (ok, out, err) =
+        grpcurl(vec!["-plaintext".into(), r.addr.to_string(), "list".into()]).await;
     assert!(ok, "{err}");
     for service in ["zgc.registry.v1.RegistryService", "grpc.health.v1.Health"] {
         assert!(out.lines().any(|l| l == service), "{service} not in {out}");
     }
 
-    let (ok, out, err) = grpcurl(vec!["-plaintext".into(), r.addr.to_string(), "describe".into(), "zgc.registry.v1.Company".into()]).await;
+    let (ok, out, err) = grpcurl(vec![
+        "-plaintext".into(),
+        r.addr.to_string(),
+        "describe".into(),
+        "zgc.registry.v1.Company".into(),
+    ])
+    .await;
     assert!(ok, "{err}");
-    assert!(out.contains("A company registered in the registry"), "{out}");
-    let (ok, out, _) = grpcurl(vec!["-plaintext".into(), r.addr.to_string(), "describe".into(), "zgc.registry.v1.RegistryService.WatchChanges".into()]).await;
+    assert!(
+        out.contains("A company registered in the registry"),
+        "{out}"
+    );
+    let (ok, out, _) = grpcurl(vec![
+        "-plaintext".into(),
+        r.addr.to_string(),
+        "describe".into(),
+        "zgc.registry.v1.RegistryService.WatchChanges".into(),
+    ])
+    .await;
     assert!(ok && out.contains("REVISION_COMPACTED"), "{out}");
 
     let park = r#"{"park_id": "baoding", "park": {"display_name": "Baoding Zhongguancun Innovation Center", "kind": "PARK_KIND_INNOVATION_CENTER", "location": {"province": "Hebei", "city": "Baoding"}, "established": {"year": 2015, "month": 4}}}"#;
@@ -67,7 +83,10 @@ async fn list_describe_and_a_json_round_trip() {
     let (ok, out, err) = call(&r, Some(company), "CreateCompany").await;
     assert!(ok, "{err}");
     let created: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(created["location"]["city"], "Baoding", "the park's location was copied");
+    assert_eq!(
+        created["location"]["city"], "Baoding",
+        "the park's location was copied"
+    );
 
     let (ok, out, err) = call(&r, Some(r#"{"name": "companies/shenyue"}"#), "GetCompany").await;
     assert!(ok, "{err}");
@@ -75,14 +94,27 @@ async fn list_describe_and_a_json_round_trip() {
     assert_eq!(got["displayName"], "Hebei Shenyue Soft");
     assert_eq!(got["employees"], 1500);
 
-    let (ok, out, err) = call(&r, Some(r#"{"filter": "sectors:\"software\" AND employees > 1000"}"#), "ListCompanies").await;
+    let (ok, out, err) = call(
+        &r,
+        Some(r#"{"filter": "sectors:\"software\" AND employees > 1000"}"#),
+        "ListCompanies",
+    )
+    .await;
     assert!(ok, "{err}");
     let list: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(list["totalSize"], 1);
     assert_eq!(list["companies"][0]["name"], "companies/shenyue");
 
     // Errors come back with their code and details.
-    let (ok, _, err) = call(&r, Some(r#"{"company": {"display_name": ""}}"#), "CreateCompany").await;
+    let (ok, _, err) = call(
+        &r,
+        Some(r#"{"company": {"display_name": ""}}"#),
+        "CreateCompany",
+    )
+    .await;
     assert!(!ok);
-    assert!(err.contains("InvalidArgument") && err.contains("company.display_name"), "{err}");
+    assert!(
+        err.contains("InvalidArgument") && err.contains("company.display_name"),
+        "{err}"
+    );
 }

@@ -150,6 +150,10 @@ async fn reflection_v1_lists_services_and_serves_documented_descriptors() {
             "{expected} missing from {names:?}"
         );
     }
+    assert!(
+        !names.iter().any(|n| n == "zgc.stats.v1.StatsService"),
+        "the registry does not serve stats: {names:?}"
+    );
 
     let MessageResponse::FileDescriptorResponse(files) = reflect(
         &r,

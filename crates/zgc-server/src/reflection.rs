@@ -11,13 +11,31 @@ use tonic_reflection::server::v1alpha::{
 /// Why reflection could not be built (a broken descriptor set: a bug).
 pub type Error = tonic_reflection::server::Error;
 
-fn builder() -> tonic_reflection::server::Builder<'static> {
-    tonic_reflection::server::Builder::configure()
+/// Services every zgc server serves besides its own.
+const COMMON: &[&str] = &[
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+fn builder(served: &[&str]) -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(zgc_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+    for name in served.iter().chain(COMMON) {
+        builder = builder.with_service_name(*name);
+    }
+    builder
 }
 
-/// The v1 and v1alpha reflection services.
-pub fn services() -> Result<(V1Server<impl V1>, V1AlphaServer<impl V1Alpha>), Error> {
-    Ok((builder().build_v1()?, builder().build_v1alpha()?))
+/// The v1 and v1alpha reflection services, listing `served` (the server's
+/// own services, e.g. `zgc.registry.v1.RegistryService`) plus health and
+/// reflection. Every type of the API stays resolvable by symbol.
+pub fn services(
+    served: &[&str],
+) -> Result<(V1Server<impl V1>, V1AlphaServer<impl V1Alpha>), Error> {
+    Ok((
+        builder(served).build_v1()?,
+        builder(served).build_v1alpha()?,
+    ))
 }

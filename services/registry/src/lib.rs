@@ -67,7 +67,7 @@ pub async fn serve(
     );
 
     let (health, health_service) = Health::new(&[SERVICE_NAME]).await;
-    let (reflection_v1, reflection_v1alpha) = zgc_server::reflection::services()?;
+    let (reflection_v1, reflection_v1alpha) = zgc_server::reflection::services(&[SERVICE_NAME])?;
     let stop = CancellationToken::new();
     let watch = watch::WatchConfig {
         progress_interval: Duration::from_secs(config.watch_progress_secs.max(1)),

@@ -472,7 +472,11 @@ async fn sigterm_drains_flushes_and_exits_zero() {
     let (mut child, mut c) = start(dir.path()).await;
     let created = c
         .create_company(CreateCompanyRequest {
-            company: Some(Company { display_name: "Kept".into(), location: location(0), ..Default::default() }),
+            company: Some(Company {
+                display_name: "Kept".into(),
+                location: location(0),
+                ..Default::default()
+            }),
             company_id: "kept".into(),
             request_id: String::new(),
         })
@@ -480,12 +484,24 @@ async fn sigterm_drains_flushes_and_exits_zero() {
         .unwrap()
         .into_inner();
     let pid = child.id().unwrap().to_string();
-    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
     assert!(status.success());
-    let exit = tokio::time::timeout(PATIENCE, child.wait()).await.unwrap().unwrap();
+    let exit = tokio::time::timeout(PATIENCE, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(exit.success(), "zgc-registry exited with {exit:?}");
 
     let (_child, mut c) = start(dir.path()).await;
-    let got = c.get_company(GetCompanyRequest { name: "companies/kept".into() }).await.unwrap().into_inner();
+    let got = c
+        .get_company(GetCompanyRequest {
+            name: "companies/kept".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(got, created);
 }
