@@ -268,12 +268,7 @@ impl Writer {
                 m.apply_batch(&meta)?;
                 Ok(())
             })
-            .map_err(|e: sled::transaction::TransactionError<()>| match e {
-                sled::transaction::TransactionError::Storage(s) => StoreError::Storage(s),
-                sled::transaction::TransactionError::Abort(()) => {
-                    StoreError::Corrupt("transaction aborted".into())
-                }
-            })?;
+            .map_err(transaction_error)?;
         self.shared.applied.store(revision, Ordering::Release);
         Ok(outcome)
     }
@@ -329,14 +324,19 @@ impl Writer {
                 m.insert(keys::META_COMPACT_REVISION, &upto.to_be_bytes())?;
                 Ok(())
             })
-            .map_err(|e: sled::transaction::TransactionError<()>| match e {
-                sled::transaction::TransactionError::Storage(s) => StoreError::Storage(s),
-                sled::transaction::TransactionError::Abort(()) => {
-                    StoreError::Corrupt("compaction aborted".into())
-                }
-            })?;
+            .map_err(transaction_error)?;
         self.shared.compact_revision.store(upto, Ordering::Release);
         Ok(())
+    }
+}
+
+/// Our transactions never abort themselves, so only storage errors occur.
+fn transaction_error(e: sled::transaction::TransactionError<()>) -> StoreError {
+    match e {
+        sled::transaction::TransactionError::Storage(s) => StoreError::Storage(s),
+        sled::transaction::TransactionError::Abort(()) => {
+            StoreError::Corrupt("transaction aborted".into())
+        }
     }
 }
 
