@@ -1,0 +1,158 @@
+//! One bucket's aggregates and how a company's contribution moves them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::Ymd;
+use crate::model::{CompanyInfo, Region};
+
+/// A set of parks and companies that summaries are kept for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BucketId {
+    /// Everything.
+    All,
+    /// One park (by name) and the companies registered in it.
+    Park(String),
+    /// A province (normalised).
+    Province(String),
+    /// A city (normalised province, city).
+    City(String, String),
+    /// A sector slug.
+    Sector(String),
+}
+
+/// Sums of one year's figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct YearSum {
+    pub revenue: i128,
+    pub output: i128,
+    /// How many companies list the year.
+    pub companies: i64,
+}
+
+/// The aggregates of one bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Agg {
+    pub parks: i64,
+    pub companies: i64,
+    pub branches: i64,
+    pub employees: i128,
+    pub investment: i128,
+    pub high_tech: i64,
+    pub listed: i64,
+    pub relocated_in: i64,
+    /// Companies anywhere whose last relocation left this region (province
+    /// and city buckets only).
+    pub relocated_out: i64,
+    /// Origin province of the last relocation -> companies.
+    pub origins: HashMap<String, i64>,
+    pub sectors: HashMap<String, i64>,
+    /// Companies by founding date (known years only).
+    pub founded: BTreeMap<Ymd, i64>,
+    /// Branches by founding date (known years only).
+    pub branches_founded: BTreeMap<Ymd, i64>,
+    /// Relocation records by date (known years only).
+    pub relocations: BTreeMap<Ymd, i64>,
+    pub figures: BTreeMap<i32, YearSum>,
+    /// Branches whose parent is in this bucket, by the branch's city and
+    /// founding date.
+    pub footprint: BTreeMap<(Region, Option<Ymd>), i64>,
+}
+
+fn bump<K: Ord + Clone>(map: &mut BTreeMap<K, i64>, key: K, sign: i64) {
+    let v = map.entry(key.clone()).or_default();
+    *v += sign;
+    if *v == 0 {
+        map.remove(&key);
+    }
+}
+
+fn bump_hash(map: &mut HashMap<String, i64>, key: &str, sign: i64) {
+    let v = map.entry(key.to_string()).or_default();
+    *v += sign;
+    if *v == 0 {
+        map.remove(key);
+    }
+}
+
+impl Agg {
+    /// Adds (`sign` 1) or removes (-1) a company's contribution.
+    pub fn add_company(&mut self, c: &CompanyInfo, sign: i64) {
+        let wide = i128::from(sign);
+        self.companies += sign;
+        self.employees += wide * c.employees;
+        self.investment += wide * c.investment;
+        if !c.parent.is_empty() {
+            self.branches += sign;
+            if let Some(d) = c.founded {
+                bump(&mut self.branches_founded, d, sign);
+            }
+        }
+        if c.high_tech {
+            self.high_tech += sign;
+        }
+        if c.listed {
+            self.listed += sign;
+        }
+        if let Some(last) = c.relocations.last() {
+            self.relocated_in += sign;
+            bump_hash(&mut self.origins, &last.from.province, sign);
+        }
+        for s in &c.sectors {
+            bump_hash(&mut self.sectors, s, sign);
+        }
+        if let Some(d) = c.founded {
+            bump(&mut self.founded, d, sign);
+        }
+        for r in &c.relocations {
+            if let Some(d) = r.date {
+                bump(&mut self.relocations, d, sign);
+            }
+        }
+        for (year, revenue, output) in &c.figures {
+            let sum = self.figures.entry(*year).or_default();
+            sum.revenue += wide * revenue;
+            sum.output += wide * output;
+            sum.companies += sign;
+            if sum.companies == 0 {
+                self.figures.remove(year);
+            }
+        }
+    }
+
+    /// Adds another bucket's aggregates into this one.
+    pub fn merge(&mut self, o: &Agg) {
+        self.parks += o.parks;
+        self.companies += o.companies;
+        self.branches += o.branches;
+        self.employees += o.employees;
+        self.investment += o.investment;
+        self.high_tech += o.high_tech;
+        self.listed += o.listed;
+        self.relocated_in += o.relocated_in;
+        self.relocated_out += o.relocated_out;
+        for (k, v) in &o.origins {
+            *self.origins.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.sectors {
+            *self.sectors.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.founded {
+            *self.founded.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.branches_founded {
+            *self.branches_founded.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.relocations {
+            *self.relocations.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.figures {
+            let s = self.figures.entry(*k).or_default();
+            s.revenue += v.revenue;
+            s.output += v.output;
+            s.companies += v.companies;
+        }
+        for (k, v) in &o.footprint {
+            *self.footprint.entry(k.clone()).or_default() += v;
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Partial dates and the window rules of the contract.
+
+use zgc_proto::types::v1::Date;
+
+use crate::QueryError;
+
+/// A date with a known year; month and day may be 0 (unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ymd {
+    /// The year.
+    pub year: i32,
+    /// The month, 0 if unknown.
+    pub month: i32,
+    /// The day, 0 if unknown.
+    pub day: i32,
+}
+
+impl Ymd {
+    /// The date, if its year is known.
+    pub fn from_proto(d: Option<&Date>) -> Option<Self> {
+        let d = d?;
+        (d.year != 0).then_some(Self {
+            year: d.year,
+            month: d.month,
+            day: d.day,
+        })
+    }
+
+    /// The earliest day it can mean, as `yyyymmdd` (unknown month: January,
+    /// unknown day: the 1st).
+    pub fn earliest(self) -> i64 {
+        i64::from(self.year) * 10_000
+            + i64::from(self.month.max(1)) * 100
+            + i64::from(self.day.max(1))
+    }
+
+    /// The latest day it can mean, as `yyyymmdd` (unknown month: December,
+    /// unknown day: the month's last).
+    pub fn latest(self) -> i64 {
+        let month = if self.month == 0 { 12 } else { self.month };
+        let day = if self.day == 0 {
+            days_in_month(self.year, month)
+        } else {
+            self.day
+        };
+        i64::from(self.year) * 10_000 + i64::from(month) * 100 + i64::from(day)
+    }
+}
+
+fn days_in_month(year: i32, month: i32) -> i32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+/// A date window `[start, end]`, either end optional.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Window {
+    start: Option<Ymd>,
+    end: Option<Ymd>,
+}
+
+impl Window {
+    /// Parses and validates the window of a request.
+    pub fn parse(
+        start: Option<&Date>,
+        end: Option<&Date>,
+        start_field: &str,
+        end_field: &str,
+    ) -> Result<Self, QueryError> {
+        let start = checked(start, start_field)?;
+        let end = checked(end, end_field)?;
+        if let (Some(s), Some(e)) = (start, end)
+            && s.earliest() > e.latest()
+        {
+            return Err(QueryError::invalid(end_field, "is before start"));
+        }
+        Ok(Self { start, end })
+    }
+
+    /// A window of whole years.
+    pub fn years(start: i32, end: i32) -> Self {
+        let year = |y: i32| {
+            (y != 0).then_some(Ymd {
+                year: y,
+                month: 0,
+                day: 0,
+            })
+        };
+        Self {
+            start: year(start),
+            end: year(end),
+        }
+    }
+
+    /// Whether the window has either end.
+    pub fn is_set(&self) -> bool {
+        self.start.is_some() || self.end.is_some()
+    }
+
+    /// Both ends, when both are set.
+    pub fn bounds(&self) -> Option<(Ymd, Ymd)> {
+        Some((self.start?, self.end?))
+    }
+
+    /// Whether an entity's date counts: without a window every date does
+    /// (even unknown ones); with one, only dates with a year whose earliest
+    /// day falls inside.
+    pub fn admits(&self, date: Option<Ymd>) -> bool {
+        if !self.is_set() {
+            return true;
+        }
+        let Some(d) = date else { return false };
+        let day = d.earliest();
+        self.start.is_none_or(|s| day >= s.earliest()) && self.end.is_none_or(|e| day <= e.latest())
+    }
+}
+
+/// Validates a request date; all-zero or absent means none.
+fn checked(date: Option<&Date>, field: &str) -> Result<Option<Ymd>, QueryError> {
+    let Some(d) = date else { return Ok(None) };
+    if d.year == 0 && d.month == 0 && d.day == 0 {
+        return Ok(None);
+    }
+    if !(1800..=2200).contains(&d.year) {
+        return Err(QueryError::invalid(
+            format!("{field}.year"),
+            "must be between 1800 and 2200",
+        ));
+    }
+    if !(0..=12).contains(&d.month) {
+        return Err(QueryError::invalid(
+            format!("{field}.month"),
+            "must be between 1 and 12, or 0",
+        ));
+    }
+    if d.day != 0 && (d.month == 0 || d.day < 0 || d.day > days_in_month(d.year, d.month)) {
+        return Err(QueryError::invalid(
+            format!("{field}.day"),
+            "is not a day of that month",
+        ));
+    }
+    Ok(Some(Ymd {
+        year: d.year,
+        month: d.month,
+        day: d.day,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ymd(year: i32, month: i32, day: i32) -> Option<Ymd> {
+        Some(Ymd { year, month, day })
+    }
+
+    #[test]
+    fn windows_use_earliest_and_latest_days() {
+        let w = Window::parse(
+            Some(&Date {
+                year: 2016,
+                month: 1,
+                day: 0,
+            }),
+            Some(&Date {
+                year: 2016,
+                month: 7,
+                day: 0,
+            }),
+            "start",
+            "end",
+        )
+        .unwrap();
+        assert!(w.admits(ymd(2016, 7, 31)));
+        assert!(w.admits(ymd(2016, 1, 1)));
+        assert!(w.admits(ymd(2016, 0, 0)), "an unknown month is January");
+        assert!(!w.admits(ymd(2016, 8, 1)));
+        assert!(!w.admits(ymd(2015, 12, 31)));
+        assert!(!w.admits(None));
+        assert!(Window::default().admits(None));
+        assert_eq!(ymd(2024, 2, 0).unwrap().latest(), 20240229);
+    }
+
+    #[test]
+    fn bad_windows_are_rejected() {
+        let d = |y, m, dd| Date {
+            year: y,
+            month: m,
+            day: dd,
+        };
+        assert!(Window::parse(Some(&d(2017, 1, 1)), Some(&d(2016, 1, 1)), "s", "e").is_err());
+        assert!(Window::parse(Some(&d(2017, 2, 30)), None, "s", "e").is_err());
+        assert!(Window::parse(Some(&d(2017, 0, 3)), None, "s", "e").is_err());
+        assert!(Window::parse(Some(&d(1700, 0, 0)), None, "s", "e").is_err());
+    }
+}

@@ -1,0 +1,227 @@
+//! The stats aggregation engine.
+//!
+//! [`Engine::apply`] takes registry change events (from a snapshot or the
+//! live stream) and keeps aggregates per *bucket*: everything, each park,
+//! each province, each city and each sector. Every change subtracts the old
+//! contribution of the entity and adds the new one, so the aggregates always
+//! equal a recomputation over the current entities. Queries read those
+//! aggregates: their cost depends on the size of the answer (and on the
+//! number of parks for rankings and affiliate trees), never on the number
+//! of companies.
+//!
+//! A bucket whose entities are all gone stays as an empty aggregate (it
+//! answers zeros); inner maps drop entries whose count falls to zero.
+//!
+//! Sums are kept in 128-bit integers and saturate at the `int64` range when
+//! reported. Regions compare case-insensitively after trimming and are
+//! reported with the spelling seen first.
+//!
+//! No gRPC, no I/O: the service feeds events in and maps answers out.
+
+mod agg;
+mod dates;
+mod error;
+mod model;
+mod query;
+
+pub use dates::Ymd;
+pub use error::QueryError;
+
+use std::collections::{BTreeSet, HashMap};
+
+use agg::{Agg, BucketId};
+use model::{CompanyInfo, ParkInfo, Regions};
+use zgc_proto::registry::v1::{ChangeEvent, Entity, entity};
+
+/// Aggregates over every park and company seen, as of a registry revision.
+#[derive(Debug, Default, Clone)]
+pub struct Engine {
+    revision: u64,
+    parks: HashMap<String, ParkInfo>,
+    companies: HashMap<String, CompanyInfo>,
+    /// Child parks by parent park name (whether or not the parent exists).
+    park_children: HashMap<String, BTreeSet<String>>,
+    /// Branch companies by parent company name.
+    branches_of: HashMap<String, BTreeSet<String>>,
+    buckets: HashMap<BucketId, Agg>,
+    /// Relocation records by (from, to, year), city level.
+    flows: HashMap<(model::Region, model::Region, Option<i32>), i64>,
+    regions: Regions,
+}
+
+impl Engine {
+    /// An empty engine at revision 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The registry revision the aggregates reflect.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Records that every change up to `revision` has been applied.
+    pub fn set_revision(&mut self, revision: u64) {
+        self.revision = self.revision.max(revision);
+    }
+
+    /// The number of parks and companies held.
+    pub fn entity_count(&self) -> usize {
+        self.parks.len() + self.companies.len()
+    }
+
+    /// Applies one change event: the entity's old contribution (as the
+    /// engine holds it) is subtracted and the new one (`after`) added.
+    pub fn apply(&mut self, event: &ChangeEvent) {
+        let subject = event.after.as_ref().or(event.before.as_ref());
+        match subject.and_then(|e| e.kind.as_ref()) {
+            Some(entity::Kind::Park(p)) => {
+                let name = p.name.clone();
+                let after = event.after.as_ref().and_then(park_of);
+                self.set_park(&name, after);
+            }
+            Some(entity::Kind::Company(c)) => {
+                let name = c.name.clone();
+                let after = event.after.as_ref().and_then(company_of);
+                self.set_company(&name, after);
+            }
+            None => {}
+        }
+    }
+
+    fn bucket(&mut self, id: BucketId) -> &mut Agg {
+        self.buckets.entry(id).or_default()
+    }
+
+    fn set_park(&mut self, name: &str, after: Option<&zgc_proto::registry::v1::Park>) {
+        if let Some(old) = self.parks.remove(name) {
+            for id in old.buckets(name) {
+                self.bucket(id).parks -= 1;
+            }
+            if let Some(children) = self.park_children.get_mut(&old.parent) {
+                children.remove(name);
+                if children.is_empty() {
+                    self.park_children.remove(&old.parent);
+                }
+            }
+        }
+        if let Some(p) = after {
+            let info = ParkInfo::from_proto(p, &mut self.regions);
+            for id in info.buckets(name) {
+                self.bucket(id).parks += 1;
+            }
+            if !info.parent.is_empty() && info.parent != name {
+                self.park_children
+                    .entry(info.parent.clone())
+                    .or_default()
+                    .insert(name.to_string());
+            }
+            self.parks.insert(name.to_string(), info);
+        }
+    }
+
+    fn set_company(&mut self, name: &str, after: Option<&zgc_proto::registry::v1::Company>) {
+        let branches: Vec<String> = self
+            .branches_of
+            .get(name)
+            .map(|b| b.iter().cloned().collect())
+            .unwrap_or_default();
+        if let Some(old) = self.companies.get(name).cloned() {
+            // As a parent: its branches leave its old buckets' footprints.
+            for b in &branches {
+                self.footprint(b, name, -1);
+            }
+            self.footprint(name, &old.parent, -1);
+            self.contribute(&old, -1);
+            if let Some(set) = self.branches_of.get_mut(&old.parent) {
+                set.remove(name);
+                if set.is_empty() {
+                    self.branches_of.remove(&old.parent);
+                }
+            }
+            self.companies.remove(name);
+        }
+        if let Some(c) = after {
+            let info = CompanyInfo::from_proto(c, &mut self.regions);
+            self.contribute(&info, 1);
+            let parent = info.parent.clone();
+            if !parent.is_empty() && parent != name {
+                self.branches_of
+                    .entry(parent.clone())
+                    .or_default()
+                    .insert(name.to_string());
+            }
+            self.companies.insert(name.to_string(), info);
+            self.footprint(name, &parent, 1);
+            for b in &branches {
+                self.footprint(b, name, 1);
+            }
+        }
+    }
+
+    /// Adds (`sign` 1) or removes (-1) a company's own contribution.
+    fn contribute(&mut self, c: &CompanyInfo, sign: i64) {
+        for id in c.buckets() {
+            self.bucket(id).add_company(c, sign);
+        }
+        if let Some(last) = c.relocations.last() {
+            let (from, to) = (&last.from, &last.to);
+            if from.province != to.province {
+                self.bucket(BucketId::Province(from.province.clone()))
+                    .relocated_out += sign;
+            }
+            if from != to {
+                self.bucket(BucketId::City(from.province.clone(), from.city.clone()))
+                    .relocated_out += sign;
+            }
+        }
+        for r in &c.relocations {
+            let key = (r.from.clone(), r.to.clone(), r.date.map(|d| d.year));
+            let count = self.flows.entry(key.clone()).or_default();
+            *count += sign;
+            if *count == 0 {
+                self.flows.remove(&key);
+            }
+        }
+    }
+
+    /// Adds or removes branch `child`'s footprint in the buckets of its
+    /// parent `parent`, if both exist.
+    fn footprint(&mut self, child: &str, parent: &str, sign: i64) {
+        if parent.is_empty() || parent == child {
+            return;
+        }
+        let (Some(p), Some(c)) = (self.companies.get(parent), self.companies.get(child)) else {
+            return;
+        };
+        if c.parent != parent {
+            return;
+        }
+        let Some(location) = c.location.clone() else {
+            return;
+        };
+        let key = (location, c.founded);
+        for id in p.buckets() {
+            let agg = self.buckets.entry(id).or_default();
+            let count = agg.footprint.entry(key.clone()).or_default();
+            *count += sign;
+            if *count == 0 {
+                agg.footprint.remove(&key);
+            }
+        }
+    }
+}
+
+fn park_of(e: &Entity) -> Option<&zgc_proto::registry::v1::Park> {
+    match e.kind.as_ref()? {
+        entity::Kind::Park(p) => Some(p),
+        entity::Kind::Company(_) => None,
+    }
+}
+
+fn company_of(e: &Entity) -> Option<&zgc_proto::registry::v1::Company> {
+    match e.kind.as_ref()? {
+        entity::Kind::Company(c) => Some(c),
+        entity::Kind::Park(_) => None,
+    }
+}

@@ -1,0 +1,207 @@
+//! What the engine keeps of each entity: just enough to subtract its
+//! contribution later, with regions normalised.
+
+use std::collections::HashMap;
+
+use zgc_proto::registry::v1::{Company, Park};
+use zgc_proto::types::v1::{Date, Location};
+
+use crate::Ymd;
+use crate::agg::BucketId;
+
+/// A region key: normalised (trimmed, lower-case) province and city; the
+/// city is empty at province level.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Region {
+    pub province: String,
+    pub city: String,
+}
+
+impl Region {
+    /// The province-level region of this one.
+    pub fn province_level(&self) -> Self {
+        Self {
+            province: self.province.clone(),
+            city: String::new(),
+        }
+    }
+}
+
+/// Normalises a region name for comparison.
+pub fn norm(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+/// The first spelling seen of every province and city.
+#[derive(Debug, Default, Clone)]
+pub struct Regions {
+    provinces: HashMap<String, String>,
+    cities: HashMap<(String, String), String>,
+}
+
+impl Regions {
+    /// Normalises a location, remembering spellings; `None` without a
+    /// province.
+    pub fn key(&mut self, l: Option<&Location>) -> Option<Region> {
+        let l = l?;
+        let province = norm(&l.province);
+        if province.is_empty() {
+            return None;
+        }
+        let city = norm(&l.city);
+        self.provinces
+            .entry(province.clone())
+            .or_insert_with(|| l.province.trim().to_string());
+        self.cities
+            .entry((province.clone(), city.clone()))
+            .or_insert_with(|| l.city.trim().to_string());
+        Some(Region { province, city })
+    }
+
+    /// The reported location of a region key.
+    pub fn location(&self, r: &Region) -> Location {
+        Location {
+            province: self.province(&r.province),
+            city: if r.city.is_empty() {
+                String::new()
+            } else {
+                self.cities
+                    .get(&(r.province.clone(), r.city.clone()))
+                    .cloned()
+                    .unwrap_or_else(|| r.city.clone())
+            },
+            district: String::new(),
+        }
+    }
+
+    /// The reported spelling of a province key.
+    pub fn province(&self, key: &str) -> String {
+        self.provinces
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| key.to_string())
+    }
+}
+
+/// One relocation record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelocationInfo {
+    pub from: Region,
+    pub to: Region,
+    pub date: Option<Ymd>,
+}
+
+/// What the engine keeps of a park.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParkInfo {
+    pub display_name: String,
+    pub parent: String,
+    pub location: Option<Region>,
+    pub sectors: Vec<String>,
+}
+
+impl ParkInfo {
+    pub fn from_proto(p: &Park, regions: &mut Regions) -> Self {
+        Self {
+            display_name: p.display_name.clone(),
+            parent: p.parent_park.clone(),
+            location: regions.key(p.location.as_ref()),
+            sectors: dedup(&p.sectors),
+        }
+    }
+
+    /// The buckets the park counts in.
+    pub fn buckets(&self, name: &str) -> Vec<BucketId> {
+        let mut ids = vec![BucketId::All, BucketId::Park(name.to_string())];
+        push_region_and_sectors(&mut ids, self.location.as_ref(), &self.sectors);
+        ids
+    }
+}
+
+/// What the engine keeps of a company.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompanyInfo {
+    pub park: String,
+    pub location: Option<Region>,
+    pub sectors: Vec<String>,
+    pub parent: String,
+    pub founded: Option<Ymd>,
+    pub employees: i128,
+    pub investment: i128,
+    pub high_tech: bool,
+    pub listed: bool,
+    pub relocations: Vec<RelocationInfo>,
+    /// (year, revenue, output value), years unique.
+    pub figures: Vec<(i32, i128, i128)>,
+}
+
+fn date(d: Option<&Date>) -> Option<Ymd> {
+    Ymd::from_proto(d)
+}
+
+fn dedup(items: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for i in items {
+        if !out.contains(i) {
+            out.push(i.clone());
+        }
+    }
+    out
+}
+
+fn push_region_and_sectors(ids: &mut Vec<BucketId>, location: Option<&Region>, sectors: &[String]) {
+    if let Some(r) = location {
+        ids.push(BucketId::Province(r.province.clone()));
+        ids.push(BucketId::City(r.province.clone(), r.city.clone()));
+    }
+    ids.extend(sectors.iter().map(|s| BucketId::Sector(s.clone())));
+}
+
+impl CompanyInfo {
+    pub fn from_proto(c: &Company, regions: &mut Regions) -> Self {
+        let mut figures: Vec<(i32, i128, i128)> = Vec::with_capacity(c.annual_figures.len());
+        for f in &c.annual_figures {
+            // Years are unique in the registry; keep the first if not.
+            if !figures.iter().any(|(y, _, _)| *y == f.year) {
+                figures.push((
+                    f.year,
+                    i128::from(f.revenue_cny),
+                    i128::from(f.output_value_cny),
+                ));
+            }
+        }
+        Self {
+            park: c.park.clone(),
+            location: regions.key(c.location.as_ref()),
+            sectors: dedup(&c.sectors),
+            parent: c.parent_company.clone(),
+            founded: date(c.founded.as_ref()),
+            employees: i128::from(c.employees),
+            investment: i128::from(c.investment_cny),
+            high_tech: c.high_tech,
+            listed: c.listed,
+            relocations: c
+                .relocations
+                .iter()
+                .filter_map(|r| {
+                    Some(RelocationInfo {
+                        from: regions.key(r.from.as_ref())?,
+                        to: regions.key(r.to.as_ref())?,
+                        date: date(r.date.as_ref()),
+                    })
+                })
+                .collect(),
+            figures,
+        }
+    }
+
+    /// The buckets the company counts in.
+    pub fn buckets(&self) -> Vec<BucketId> {
+        let mut ids = vec![BucketId::All];
+        if !self.park.is_empty() {
+            ids.push(BucketId::Park(self.park.clone()));
+        }
+        push_region_and_sectors(&mut ids, self.location.as_ref(), &self.sectors);
+        ids
+    }
+}

@@ -1,0 +1,526 @@
+//! Answers to every query of `zgc.stats.v1`, read from the aggregates.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
+
+use zgc_proto::stats::v1::{
+    BranchRegion, GetBranchFootprintRequest, GetRelocationFlowsRequest, GetTimeSeriesRequest,
+    Granularity, ParkMetric, ParkRankEntry, RankParksRequest, RegionLevel, RelocationFlow,
+    RelocationOrigin, Scope, SectorCount, SeriesMetric, Summary, TimeSeriesPoint, YearCount,
+    YearFigures, scope,
+};
+use zgc_proto::types::v1::Date;
+
+use crate::agg::{Agg, BucketId, YearSum};
+use crate::dates::Window;
+use crate::model::{Region, norm};
+use crate::{Engine, QueryError, Ymd};
+
+/// The most periods one time series may return.
+pub const MAX_PERIODS: usize = 1200;
+/// The most entries of one ranking.
+pub const MAX_RANK_LIMIT: i32 = 100;
+
+fn sat(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+}
+
+fn percent(current: i128, previous: i128) -> Option<f64> {
+    // Sums are far below 2^100, where f64 still has 16 significant digits.
+    #[allow(clippy::cast_precision_loss)]
+    (previous != 0).then(|| (current - previous) as f64 / previous as f64 * 100.0)
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn as_f64(v: i128) -> f64 {
+    v as f64
+}
+
+/// A resolved scope: the buckets to add up, and whether it is a region.
+struct Resolved {
+    buckets: Vec<BucketId>,
+    region: bool,
+}
+
+impl Engine {
+    fn resolve(&self, scope: Option<&Scope>, field: &str) -> Result<Resolved, QueryError> {
+        let selector = scope.and_then(|s| s.selector.as_ref()).ok_or_else(|| {
+            QueryError::invalid(
+                field,
+                "a scope selector is required: all, park, province, city or sector",
+            )
+        })?;
+        let include_affiliates = scope.is_some_and(|s| s.include_affiliates);
+        Ok(match selector {
+            scope::Selector::All(_) => Resolved {
+                buckets: vec![BucketId::All],
+                region: false,
+            },
+            scope::Selector::Park(name) => {
+                if !self.parks.contains_key(name) {
+                    return Err(QueryError::NotFound(name.clone()));
+                }
+                let mut buckets = vec![BucketId::Park(name.clone())];
+                if include_affiliates {
+                    let mut seen: HashSet<&str> = HashSet::from([name.as_str()]);
+                    let mut queue = vec![name.as_str()];
+                    while let Some(p) = queue.pop() {
+                        for child in self.park_children.get(p).into_iter().flatten() {
+                            if self.parks.contains_key(child) && seen.insert(child) {
+                                buckets.push(BucketId::Park(child.clone()));
+                                queue.push(child);
+                            }
+                        }
+                    }
+                }
+                Resolved {
+                    buckets,
+                    region: false,
+                }
+            }
+            scope::Selector::Province(p) => {
+                let key = norm(p);
+                if key.is_empty() {
+                    return Err(QueryError::invalid(
+                        format!("{field}.province"),
+                        "must not be empty",
+                    ));
+                }
+                Resolved {
+                    buckets: vec![BucketId::Province(key)],
+                    region: true,
+                }
+            }
+            scope::Selector::City(l) => {
+                let (p, c) = (norm(&l.province), norm(&l.city));
+                if p.is_empty() || c.is_empty() {
+                    return Err(QueryError::invalid(
+                        format!("{field}.city"),
+                        "needs both province and city",
+                    ));
+                }
+                Resolved {
+                    buckets: vec![BucketId::City(p, c)],
+                    region: true,
+                }
+            }
+            scope::Selector::Sector(s) => {
+                if s.is_empty() {
+                    return Err(QueryError::invalid(
+                        format!("{field}.sector"),
+                        "must not be empty",
+                    ));
+                }
+                Resolved {
+                    buckets: vec![BucketId::Sector(s.clone())],
+                    region: false,
+                }
+            }
+        })
+    }
+
+    fn merged(&self, buckets: &[BucketId]) -> Cow<'_, Agg> {
+        static EMPTY: std::sync::OnceLock<Agg> = std::sync::OnceLock::new();
+        match buckets {
+            [one] => match self.buckets.get(one) {
+                Some(agg) => Cow::Borrowed(agg),
+                None => Cow::Borrowed(EMPTY.get_or_init(Agg::default)),
+            },
+            many => {
+                let mut out = Agg::default();
+                for id in many {
+                    if let Some(agg) = self.buckets.get(id) {
+                        out.merge(agg);
+                    }
+                }
+                Cow::Owned(out)
+            }
+        }
+    }
+
+    /// The summary of a scope.
+    pub fn summary(&self, scope: Option<&Scope>) -> Result<Summary, QueryError> {
+        let resolved = self.resolve(scope, "scope")?;
+        let agg = self.merged(&resolved.buckets);
+
+        let mut origins: Vec<RelocationOrigin> = agg
+            .origins
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| RelocationOrigin {
+                province: self.regions.province(k),
+                company_count: *n,
+            })
+            .collect();
+        origins.sort_by(|a, b| {
+            b.company_count
+                .cmp(&a.company_count)
+                .then_with(|| a.province.cmp(&b.province))
+        });
+        let mut sectors: Vec<SectorCount> = agg
+            .sectors
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(s, n)| SectorCount {
+                sector: s.clone(),
+                company_count: *n,
+            })
+            .collect();
+        sectors.sort_by(|a, b| {
+            b.company_count
+                .cmp(&a.company_count)
+                .then_with(|| a.sector.cmp(&b.sector))
+        });
+        let mut by_year: BTreeMap<i32, i64> = BTreeMap::new();
+        for (d, n) in &agg.founded {
+            *by_year.entry(d.year).or_default() += n;
+        }
+        let founded_by_year = by_year
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(year, count)| YearCount { year, count })
+            .collect();
+        Ok(Summary {
+            scope: scope.cloned(),
+            park_count: agg.parks,
+            company_count: agg.companies,
+            branch_count: agg.branches,
+            employees: sat(agg.employees),
+            investment_cny: sat(agg.investment),
+            high_tech_company_count: agg.high_tech,
+            listed_company_count: agg.listed,
+            relocated_in_count: agg.relocated_in,
+            relocation_origins: origins,
+            relocated_out_count: if resolved.region {
+                agg.relocated_out
+            } else {
+                0
+            },
+            sectors,
+            founded_by_year,
+            figures_by_year: figures(&agg.figures),
+            as_of_revision: self.revision,
+        })
+    }
+
+    /// Parks ranked by a metric over their own companies.
+    pub fn rank_parks(&self, req: &RankParksRequest) -> Result<Vec<ParkRankEntry>, QueryError> {
+        let metric = match ParkMetric::try_from(req.metric) {
+            Ok(ParkMetric::Unspecified) | Err(_) => {
+                return Err(QueryError::invalid(
+                    "metric",
+                    "must be one of the PARK_METRIC_* values",
+                ));
+            }
+            Ok(m) => m,
+        };
+        let limit = match req.limit {
+            0 => 10,
+            n if (1..=MAX_RANK_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(QueryError::invalid(
+                    "limit",
+                    format!("must be between 0 and {MAX_RANK_LIMIT}"),
+                ));
+            }
+        };
+        let needs_year = matches!(metric, ParkMetric::Revenue | ParkMetric::RevenueGrowth);
+        if needs_year && !(1800..=2200).contains(&req.year) {
+            return Err(QueryError::invalid(
+                "year",
+                "is required for revenue metrics (1800..=2200)",
+            ));
+        }
+        let province = norm(&req.province);
+        let empty = Agg::default();
+        let mut entries: Vec<ParkRankEntry> = Vec::new();
+        for (name, park) in &self.parks {
+            if !province.is_empty()
+                && park
+                    .location
+                    .as_ref()
+                    .is_none_or(|l| l.province != province)
+            {
+                continue;
+            }
+            let agg = self
+                .buckets
+                .get(&BucketId::Park(name.clone()))
+                .unwrap_or(&empty);
+            let year = |y: i32| agg.figures.get(&y).copied();
+            let value = match metric {
+                ParkMetric::CompanyCount => Some(as_f64(i128::from(agg.companies))),
+                ParkMetric::Employees => Some(as_f64(agg.employees)),
+                ParkMetric::Investment => Some(as_f64(agg.investment)),
+                ParkMetric::Revenue => Some(as_f64(year(req.year).map_or(0, |s| s.revenue))),
+                ParkMetric::RevenueGrowth => {
+                    match (year(req.year), req.year.checked_sub(1).and_then(year)) {
+                        (Some(cur), Some(prev)) => percent(cur.revenue, prev.revenue),
+                        _ => None,
+                    }
+                }
+                ParkMetric::Unspecified => None,
+            };
+            if let Some(value) = value {
+                entries.push(ParkRankEntry {
+                    park: name.clone(),
+                    display_name: park.display_name.clone(),
+                    value,
+                });
+            }
+        }
+        entries.sort_by(|a, b| {
+            b.value
+                .total_cmp(&a.value)
+                .then_with(|| a.park.cmp(&b.park))
+        });
+        entries.truncate(usize::try_from(limit).unwrap_or(10));
+        Ok(entries)
+    }
+
+    /// Relocation records grouped by origin and destination.
+    pub fn relocation_flows(
+        &self,
+        req: &GetRelocationFlowsRequest,
+    ) -> Result<Vec<RelocationFlow>, QueryError> {
+        let level = level(req.level, "level")?;
+        for (field, year) in [("start_year", req.start_year), ("end_year", req.end_year)] {
+            if year != 0 && !(1800..=2200).contains(&year) {
+                return Err(QueryError::invalid(
+                    field,
+                    "must be between 1800 and 2200, or 0 for none",
+                ));
+            }
+        }
+        if req.start_year != 0 && req.end_year != 0 && req.start_year > req.end_year {
+            return Err(QueryError::invalid("end_year", "is before start_year"));
+        }
+        let window = Window::years(req.start_year, req.end_year);
+        let (from_p, to_p) = (norm(&req.from_province), norm(&req.to_province));
+        let mut groups: BTreeMap<(Region, Region), i64> = BTreeMap::new();
+        for ((from, to, year), n) in &self.flows {
+            if (!from_p.is_empty() && from.province != from_p)
+                || (!to_p.is_empty() && to.province != to_p)
+            {
+                continue;
+            }
+            if !window.admits(year.map(|y| Ymd {
+                year: y,
+                month: 0,
+                day: 0,
+            })) {
+                continue;
+            }
+            *groups
+                .entry((at_level(from, level), at_level(to, level)))
+                .or_default() += n;
+        }
+        let mut flows: Vec<((Region, Region), i64)> =
+            groups.into_iter().filter(|(_, n)| *n > 0).collect();
+        flows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(flows
+            .into_iter()
+            .map(|((from, to), count)| RelocationFlow {
+                from: Some(self.regions.location(&from)),
+                to: Some(self.regions.location(&to)),
+                count,
+            })
+            .collect())
+    }
+
+    /// Where the branches of the companies in a scope are.
+    pub fn branch_footprint(
+        &self,
+        req: &GetBranchFootprintRequest,
+    ) -> Result<Vec<BranchRegion>, QueryError> {
+        let level = level(req.level, "level")?;
+        let window = Window::parse(req.start.as_ref(), req.end.as_ref(), "start", "end")?;
+        let resolved = self.resolve(req.parent_scope.as_ref(), "parent_scope")?;
+        let agg = self.merged(&resolved.buckets);
+        let mut groups: BTreeMap<Region, i64> = BTreeMap::new();
+        for ((region, founded), n) in &agg.footprint {
+            if window.admits(*founded) {
+                *groups.entry(at_level(region, level)).or_default() += n;
+            }
+        }
+        let mut regions: Vec<(Region, i64)> = groups.into_iter().filter(|(_, n)| *n > 0).collect();
+        regions.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(regions
+            .into_iter()
+            .map(|(r, branch_count)| BranchRegion {
+                location: Some(self.regions.location(&r)),
+                branch_count,
+            })
+            .collect())
+    }
+
+    /// A metric of a scope over time.
+    pub fn time_series(
+        &self,
+        req: &GetTimeSeriesRequest,
+    ) -> Result<Vec<TimeSeriesPoint>, QueryError> {
+        let metric = match SeriesMetric::try_from(req.metric) {
+            Ok(SeriesMetric::Unspecified) | Err(_) => {
+                return Err(QueryError::invalid(
+                    "metric",
+                    "must be one of the SERIES_METRIC_* values",
+                ));
+            }
+            Ok(m) => m,
+        };
+        let monthly = match Granularity::try_from(req.granularity) {
+            Ok(Granularity::Year) => false,
+            Ok(Granularity::Month) => true,
+            _ => {
+                return Err(QueryError::invalid(
+                    "granularity",
+                    "must be GRANULARITY_YEAR or GRANULARITY_MONTH",
+                ));
+            }
+        };
+        let yearly_sums = matches!(metric, SeriesMetric::Revenue | SeriesMetric::OutputValue);
+        if monthly && yearly_sums {
+            return Err(QueryError::invalid(
+                "granularity",
+                "revenue and output value are yearly figures",
+            ));
+        }
+        let window = Window::parse(req.start.as_ref(), req.end.as_ref(), "start", "end")?;
+        let resolved = self.resolve(req.scope.as_ref(), "scope")?;
+        let agg = self.merged(&resolved.buckets);
+
+        let period = |d: Ymd| -> Option<(i32, i32)> {
+            if monthly {
+                (d.month > 0).then_some((d.year, d.month))
+            } else {
+                Some((d.year, 0))
+            }
+        };
+        let mut values: BTreeMap<(i32, i32), i128> = BTreeMap::new();
+        if yearly_sums {
+            for (year, sum) in &agg.figures {
+                let d = Ymd {
+                    year: *year,
+                    month: 0,
+                    day: 0,
+                };
+                if window_years(&window, *year) {
+                    let YearSum {
+                        revenue, output, ..
+                    } = *sum;
+                    let v = if metric == SeriesMetric::Revenue {
+                        revenue
+                    } else {
+                        output
+                    };
+                    *values.entry((d.year, 0)).or_default() += v;
+                }
+            }
+        } else {
+            let source = match metric {
+                SeriesMetric::CompaniesFounded => &agg.founded,
+                SeriesMetric::BranchesOpened => &agg.branches_founded,
+                _ => &agg.relocations,
+            };
+            for (d, n) in source {
+                if window.admits(Some(*d))
+                    && let Some(p) = period(*d)
+                {
+                    *values.entry(p).or_default() += i128::from(*n);
+                }
+            }
+        }
+        let points: Vec<((i32, i32), i128)> = match window.bounds() {
+            Some((start, end)) => {
+                let periods = periods(start, end, monthly)?;
+                periods
+                    .into_iter()
+                    .map(|p| (p, values.get(&p).copied().unwrap_or(0)))
+                    .collect()
+            }
+            None => values.into_iter().filter(|(_, v)| *v != 0).collect(),
+        };
+        Ok(points
+            .into_iter()
+            .map(|((year, month), v)| TimeSeriesPoint {
+                period: Some(Date {
+                    year,
+                    month,
+                    day: 0,
+                }),
+                value: as_f64(v),
+            })
+            .collect())
+    }
+}
+
+/// Whether a year's figures fall in the window: a year is dated by its
+/// earliest day, like any partial date.
+fn window_years(w: &Window, year: i32) -> bool {
+    w.admits(Some(Ymd {
+        year,
+        month: 0,
+        day: 0,
+    }))
+}
+
+fn periods(start: Ymd, end: Ymd, monthly: bool) -> Result<Vec<(i32, i32)>, QueryError> {
+    let too_many = || {
+        QueryError::invalid(
+            "end",
+            format!("the window spans more than {MAX_PERIODS} periods"),
+        )
+    };
+    if monthly {
+        let first = i64::from(start.year) * 12 + i64::from(start.month.max(1)) - 1;
+        let last =
+            i64::from(end.year) * 12 + i64::from(if end.month == 0 { 12 } else { end.month }) - 1;
+        let n = usize::try_from(last - first + 1).unwrap_or(0);
+        if n > MAX_PERIODS {
+            return Err(too_many());
+        }
+        Ok((first..=last)
+            .filter_map(|m| Some((i32::try_from(m / 12).ok()?, i32::try_from(m % 12 + 1).ok()?)))
+            .collect())
+    } else {
+        let n = usize::try_from(end.year - start.year + 1).unwrap_or(0);
+        if n > MAX_PERIODS {
+            return Err(too_many());
+        }
+        Ok((start.year..=end.year).map(|y| (y, 0)).collect())
+    }
+}
+
+fn level(value: i32, field: &str) -> Result<RegionLevel, QueryError> {
+    match RegionLevel::try_from(value) {
+        Ok(RegionLevel::Province) => Ok(RegionLevel::Province),
+        Ok(RegionLevel::City) => Ok(RegionLevel::City),
+        _ => Err(QueryError::invalid(
+            field,
+            "must be REGION_LEVEL_PROVINCE or REGION_LEVEL_CITY",
+        )),
+    }
+}
+
+fn at_level(r: &Region, level: RegionLevel) -> Region {
+    if level == RegionLevel::Province {
+        r.province_level()
+    } else {
+        r.clone()
+    }
+}
+
+fn figures(map: &BTreeMap<i32, YearSum>) -> Vec<YearFigures> {
+    map.iter()
+        .map(|(year, sum)| {
+            let prev = year.checked_sub(1).and_then(|y| map.get(&y));
+            YearFigures {
+                year: *year,
+                revenue_cny: sat(sum.revenue),
+                output_value_cny: sat(sum.output),
+                revenue_yoy_percent: prev.and_then(|p| percent(sum.revenue, p.revenue)),
+                output_value_yoy_percent: prev.and_then(|p| percent(sum.output, p.output)),
+            }
+        })
+        .collect()
+}
