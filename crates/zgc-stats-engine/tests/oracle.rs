@@ -219,7 +219,7 @@ impl World {
                 || w.parks.values().any(|p| p.parent_park == n)
         };
         match op % 6 {
-            0 | 1 if op % 6 == 0 || !self.parks.contains_key(&park_name) => {
+            0 | 1 if op.is_multiple_of(6) || !self.parks.contains_key(&park_name) => {
                 let mut p = self.random_park(&mut rng, &park_name);
                 p.revision = rev;
                 let before = self.parks.insert(park_name.clone(), p.clone());
@@ -574,7 +574,9 @@ fn oracle_rank(w: &World, metric: ParkMetric, year: i32, province: &str) -> Vec<
     out
 }
 
-type Key4 = ((String, String), (String, String));
+type Key2 = (String, String);
+type Key4 = (Key2, Key2);
+type Points = Vec<((i32, i32), f64)>;
 
 fn level_key(l: &Option<Location>, city_level: bool) -> (String, String) {
     let (p, c) = nloc(l);
@@ -616,7 +618,7 @@ fn oracle_footprint(
     start: &Option<Date>,
     end: &Option<Date>,
     city: bool,
-) -> Result<Vec<((String, String), i64)>, ()> {
+) -> Result<Vec<(Key2, i64)>, ()> {
     let m = members(w, scope)?;
     let parents: BTreeSet<&String> = m.companies.iter().collect();
     let mut map: BTreeMap<(String, String), i64> = BTreeMap::new();
@@ -644,17 +646,18 @@ fn oracle_series(
     monthly: bool,
     start: &Option<Date>,
     end: &Option<Date>,
-) -> Result<Vec<((i32, i32), f64)>, ()> {
+) -> Result<Points, ()> {
     let m = members(w, scope)?;
     let cs: Vec<&Company> = m.companies.iter().map(|n| &w.companies[n]).collect();
     let mut values: BTreeMap<(i32, i32), i128> = BTreeMap::new();
     let mut add_date = |d: &Option<Date>, n: i128| {
-        if let Some(k) = known(d) {
-            if in_window(d, start, end) && (!monthly || k.month > 0) {
-                *values
-                    .entry((k.year, if monthly { k.month } else { 0 }))
-                    .or_default() += n;
-            }
+        if let Some(k) = known(d)
+            && in_window(d, start, end)
+            && (!monthly || k.month > 0)
+        {
+            *values
+                .entry((k.year, if monthly { k.month } else { 0 }))
+                .or_default() += n;
         }
     };
     for c in &cs {
