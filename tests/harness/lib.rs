@@ -11,10 +11,12 @@ use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use zgc_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use zgc_proto::registry::v1::{Company, Park, ParkKind};
+use zgc_proto::stats::v1::stats_service_client::StatsServiceClient;
 use zgc_proto::types::v1::{Date, Location};
 use zgc_registry::Config;
 
 pub mod fixtures;
+pub mod proxy;
 
 /// A registry served in this process on a free loopback port.
 pub struct Registry {
@@ -101,6 +103,98 @@ impl Registry {
 impl Drop for Registry {
     fn drop(&mut self) {
         self.begin_shutdown();
+    }
+}
+
+/// A stats service served in this process on a free loopback port.
+pub struct Stats {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), zgc_stats::ServeError>>>,
+}
+
+impl Stats {
+    /// Starts a stats service following the registry at `registry` (an
+    /// `http://` endpoint), with fast reconnects for tests.
+    pub async fn start(registry: &str) -> Self {
+        Self::start_with(registry, |_| {}).await
+    }
+
+    /// Starts with `tweak` applied to the configuration.
+    pub async fn start_with(registry: &str, tweak: impl FnOnce(&mut zgc_stats::Config)) -> Self {
+        let mut config = zgc_stats::Config::for_registry(registry);
+        config.backoff_max_ms = 200;
+        tweak(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(zgc_stats::serve(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// A connected channel.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// A connected client.
+    pub async fn client(&self) -> StatsServiceClient<Channel> {
+        StatsServiceClient::new(self.channel().await)
+    }
+
+    /// Waits (on the health stream, not a clock) until it reports SERVING.
+    pub async fn wait_serving(&self) {
+        use tonic_health::pb::HealthCheckRequest;
+        use tonic_health::pb::health_check_response::ServingStatus;
+        use tonic_health::pb::health_client::HealthClient;
+        let mut health = HealthClient::new(self.channel().await);
+        let mut stream = health
+            .watch(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("health watch")
+            .into_inner();
+        let wait = async {
+            while let Some(msg) = stream.message().await.expect("health stream") {
+                if msg.status == ServingStatus::Serving as i32 {
+                    return;
+                }
+            }
+            panic!("health stream ended before SERVING");
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), wait)
+            .await
+            .expect("stats never became SERVING");
+    }
+
+    /// Shuts down gracefully and waits.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("serve task").expect("serve result");
+        }
+    }
+}
+
+impl Drop for Stats {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 

@@ -24,6 +24,11 @@ use crate::resource::{CompanyRecord, ParkRecord};
 use crate::validate::{self, Violations};
 use crate::watch;
 
+/// The WatchChanges response header naming the store: revisions are only
+/// comparable within one store id, so a follower that sees it change must
+/// start again from a snapshot.
+pub const STORE_ID_HEADER: &str = "x-zgc-store-id";
+
 /// Most names in one BatchGetCompanies.
 pub const MAX_BATCH_GET: usize = 1000;
 /// Most entries in one BatchCreateCompanies.
@@ -670,6 +675,10 @@ impl RegistryService for Registry {
             self.watch.clone(),
             self.shutdown.clone(),
         )?;
-        Ok(with_revision(stream, self.store.revision()))
+        let mut response = with_revision(stream, self.store.revision());
+        if let Ok(id) = self.store.store_id().parse() {
+            response.metadata_mut().insert(STORE_ID_HEADER, id);
+        }
+        Ok(response)
     }
 }

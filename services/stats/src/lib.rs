@@ -1,0 +1,99 @@
+//! The zgc stats service: follows the registry's change stream and answers
+//! every statistic from aggregates kept up to date incrementally.
+//!
+//! [`serve`] runs the server and the follower on a listener until a
+//! shutdown future resolves. Modules: [`follower`] (the registry stream),
+//! [`state`] (the shared engine and revision), [`service`] (thin
+//! handlers), [`deadline`] and [`error`].
+
+pub mod config;
+pub mod deadline;
+pub mod error;
+pub mod follower;
+pub mod service;
+pub mod state;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::Config;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use zgc_proto::stats::v1::stats_service_server::{SERVICE_NAME, StatsServiceServer};
+use zgc_server::RevisionLayer;
+use zgc_server::health::Health;
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Reflection could not be built.
+    #[error("reflection: {0}")]
+    Reflection(#[from] zgc_server::reflection::Error),
+}
+
+/// Serves on `listener`, following the registry, until `shutdown`
+/// resolves. Health is NOT_SERVING until the first snapshot is loaded and
+/// from the moment shutdown begins.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let state = Arc::new(state::State::new());
+    let (health, health_service) = Health::new(&[SERVICE_NAME]).await;
+    let (reflection_v1, reflection_v1alpha) = zgc_server::reflection::services(&[SERVICE_NAME])?;
+    let stop = CancellationToken::new();
+
+    let mut follower_config = follower::FollowerConfig::new(&config.registry_addr);
+    follower_config.stall_timeout = Duration::from_secs(config.stall_secs.max(1));
+    follower_config.backoff_max = Duration::from_millis(config.backoff_max_ms.max(10));
+    let follower = tokio::spawn(follower::run(
+        state.clone(),
+        follower_config,
+        health.clone(),
+        stop.clone(),
+    ));
+
+    let stats = StatsServiceServer::new(service::Stats::new(state.clone(), stop.clone()))
+        .max_decoding_message_size(config.max_message_bytes);
+    let revision_state = state.clone();
+    let layer = RevisionLayer::new(Arc::new(move || revision_state.applied()));
+
+    let drain_start = CancellationToken::new();
+    let on_signal = {
+        let health = health.clone();
+        let stop = stop.clone();
+        let drain_start = drain_start.clone();
+        async move {
+            shutdown.await;
+            health.not_serving().await;
+            stop.cancel();
+            drain_start.cancel();
+        }
+    };
+    let server = tonic::transport::Server::builder()
+        .layer(layer)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(stats)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_signal);
+    tracing::info!(registry = %config.registry_addr, "serving; loading the first snapshot");
+    let drain = config.drain();
+    let result = tokio::select! {
+        r = server => r.map_err(ServeError::from),
+        _ = async { drain_start.cancelled().await; tokio::time::sleep(drain).await } => {
+            tracing::warn!(?drain, "in-flight calls did not finish in time; stopping anyway");
+            Ok(())
+        }
+    };
+    stop.cancel();
+    let _ = follower.await;
+    tracing::info!("stopped");
+    result
+}
