@@ -118,3 +118,57 @@ async fn list_describe_and_a_json_round_trip() {
         "{err}"
     );
 }
+
+async fn stats_call(addr: std::net::SocketAddr, data: &str, method: &str) -> Value {
+    let (ok, out, err) = grpcurl(vec![
+        "-plaintext".into(),
+        "-d".into(),
+        data.into(),
+        addr.to_string(),
+        format!("zgc.stats.v1.StatsService/{method}"),
+    ])
+    .await;
+    assert!(ok, "{method}: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[tokio::test]
+async fn every_stats_rpc_answers_in_json() {
+    let r = Registry::start().await;
+    let stats = zgc_tests::Stats::start(&r.endpoint()).await;
+    let park = r#"{"park_id": "baoding", "park": {"display_name": "Baoding Zhongguancun Innovation Center", "kind": "PARK_KIND_INNOVATION_CENTER", "location": {"province": "Hebei", "city": "Baoding"}}}"#;
+    assert!(call(&r, Some(park), "CreatePark").await.0);
+    let shenyue = r#"{"company_id": "shenyue", "company": {"display_name": "Hebei Shenyue Soft", "park": "parks/baoding", "employees": 1500, "founded": {"year": 2016, "month": 3}, "relocations": [{"from": {"province": "Beijing", "city": "Beijing"}, "to": {"province": "Hebei", "city": "Baoding"}, "date": {"year": 2016, "month": 3}}], "annual_figures": [{"year": 2022, "revenue_cny": 1000}, {"year": 2023, "revenue_cny": 1349}]}}"#;
+    assert!(call(&r, Some(shenyue), "CreateCompany").await.0);
+    let branch = r#"{"company_id": "shenyue-tianjin", "company": {"display_name": "Shenyue Tianjin branch", "parent_company": "companies/shenyue", "location": {"province": "Tianjin", "city": "Tianjin"}, "founded": {"year": 2016, "month": 5}}}"#;
+    let (ok, out, err) = call(&r, Some(branch), "CreateCompany").await;
+    assert!(ok, "{err}");
+    let revision = serde_json::from_str::<Value>(&out).unwrap()["revision"].as_str().unwrap().to_string();
+
+    let (ok, out, _) = grpcurl(vec!["-plaintext".into(), stats.addr.to_string(), "list".into()]).await;
+    assert!(ok && out.lines().any(|l| l == "zgc.stats.v1.StatsService"), "{out}");
+
+    let s = stats.addr;
+    let summary = stats_call(s, &format!(r#"{{"scope": {{"park": "parks/baoding", "include_affiliates": true}}, "min_revision": {revision}}}"#), "GetSummary").await;
+    assert_eq!(summary["companyCount"], "1");
+    assert_eq!(summary["figuresByYear"][1]["revenueYoyPercent"], 34.9);
+    let rank = stats_call(s, r#"{"metric": "PARK_METRIC_REVENUE_GROWTH", "year": 2023}"#, "RankParks").await;
+    assert_eq!(rank["entries"][0]["park"], "parks/baoding");
+    let flows = stats_call(s, r#"{"from_province": "Beijing", "level": "REGION_LEVEL_PROVINCE"}"#, "GetRelocationFlows").await;
+    assert_eq!(flows["flows"][0]["to"]["province"], "Hebei");
+    let footprint = stats_call(
+        s,
+        r#"{"parent_scope": {"all": true}, "start": {"year": 2016, "month": 1}, "end": {"year": 2016, "month": 7}, "level": "REGION_LEVEL_PROVINCE"}"#,
+        "GetBranchFootprint",
+    )
+    .await;
+    assert_eq!(footprint["regions"][0]["location"]["province"], "Tianjin");
+    let series = stats_call(
+        s,
+        r#"{"scope": {"province": "Tianjin"}, "metric": "SERIES_METRIC_BRANCHES_OPENED", "granularity": "GRANULARITY_MONTH", "start": {"year": 2016, "month": 1}, "end": {"year": 2016, "month": 7}}"#,
+        "GetTimeSeries",
+    )
+    .await;
+    assert_eq!(series["points"].as_array().unwrap().len(), 7);
+    assert_eq!(series["points"][4]["value"], 1.0);
+}
