@@ -143,18 +143,39 @@ async fn every_stats_rpc_answers_in_json() {
     let branch = r#"{"company_id": "shenyue-tianjin", "company": {"display_name": "Shenyue Tianjin branch", "parent_company": "companies/shenyue", "location": {"province": "Tianjin", "city": "Tianjin"}, "founded": {"year": 2016, "month": 5}}}"#;
     let (ok, out, err) = call(&r, Some(branch), "CreateCompany").await;
     assert!(ok, "{err}");
-    let revision = serde_json::from_str::<Value>(&out).unwrap()["revision"].as_str().unwrap().to_string();
+    let revision = serde_json::from_str::<Value>(&out).unwrap()["revision"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
-    let (ok, out, _) = grpcurl(vec!["-plaintext".into(), stats.addr.to_string(), "list".into()]).await;
-    assert!(ok && out.lines().any(|l| l == "zgc.stats.v1.StatsService"), "{out}");
+    let (ok, out, _) = grpcurl(vec![
+        "-plaintext".into(),
+        stats.addr.to_string(),
+        "list".into(),
+    ])
+    .await;
+    assert!(
+        ok && out.lines().any(|l| l == "zgc.stats.v1.StatsService"),
+        "{out}"
+    );
 
     let s = stats.addr;
     let summary = stats_call(s, &format!(r#"{{"scope": {{"park": "parks/baoding", "include_affiliates": true}}, "min_revision": {revision}}}"#), "GetSummary").await;
     assert_eq!(summary["companyCount"], "1");
     assert_eq!(summary["figuresByYear"][1]["revenueYoyPercent"], 34.9);
-    let rank = stats_call(s, r#"{"metric": "PARK_METRIC_REVENUE_GROWTH", "year": 2023}"#, "RankParks").await;
+    let rank = stats_call(
+        s,
+        r#"{"metric": "PARK_METRIC_REVENUE_GROWTH", "year": 2023}"#,
+        "RankParks",
+    )
+    .await;
     assert_eq!(rank["entries"][0]["park"], "parks/baoding");
-    let flows = stats_call(s, r#"{"from_province": "Beijing", "level": "REGION_LEVEL_PROVINCE"}"#, "GetRelocationFlows").await;
+    let flows = stats_call(
+        s,
+        r#"{"from_province": "Beijing", "level": "REGION_LEVEL_PROVINCE"}"#,
+        "GetRelocationFlows",
+    )
+    .await;
     assert_eq!(flows["flows"][0]["to"]["province"], "Hebei");
     let footprint = stats_call(
         s,
