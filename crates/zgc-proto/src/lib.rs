@@ -34,3 +34,5 @@ pub mod stats {
         include!(concat!(env!("OUT_DIR"), "/zgc.stats.v1.rs"));
     }
 }
+
+pub mod json;
