@@ -5,6 +5,7 @@
 //! Nothing here knows about parks, companies or storage.
 
 pub mod health;
+pub mod incoming;
 pub mod reflection;
 pub mod revision_header;
 pub mod shutdown;

@@ -22,7 +22,6 @@ use std::time::Duration;
 
 pub use config::Config;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use zgc_proto::registry::v1::registry_service_server::{RegistryServiceServer, SERVICE_NAME};
 use zgc_server::RevisionLayer;
@@ -100,7 +99,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(registry)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_signal);
+        .serve_with_incoming_shutdown(zgc_server::incoming::incoming(listener), on_signal);
 
     health.serving().await;
     tracing::info!("serving");

@@ -19,7 +19,6 @@ use std::time::Duration;
 
 pub use config::Config;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use zgc_proto::stats::v1::stats_service_server::{SERVICE_NAME, StatsServiceServer};
 use zgc_server::RevisionLayer;
@@ -82,7 +81,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(stats)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_signal);
+        .serve_with_incoming_shutdown(zgc_server::incoming::incoming(listener), on_signal);
     tracing::info!(registry = %config.registry_addr, "serving; loading the first snapshot");
     let drain = config.drain();
     let result = tokio::select! {
