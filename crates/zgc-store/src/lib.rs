@@ -253,6 +253,21 @@ impl Store {
         Ok(self.shared.trees.db.size_on_disk()?)
     }
 
+    /// Waits (up to `timeout`) until this is the last handle to the store,
+    /// so that dropping it closes the database and releases the data
+    /// directory's lock. Handles may outlive a server briefly in tasks that
+    /// are finishing; returns whether they all went.
+    pub async fn wait_until_last(&self, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while Arc::strong_count(&self.shared) > 1 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        true
+    }
+
     /// Stops the writer after the writes queued before it, flushes, and
     /// marks a clean shutdown. Later writes fail with [`StoreError::Closed`].
     pub async fn close(&self) -> Result<(), StoreError> {

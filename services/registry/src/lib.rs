@@ -112,6 +112,12 @@ pub async fn serve(
         }
     };
     store.close().await?;
+    if !store.wait_until_last(drain).await {
+        tracing::warn!(
+            "store handles outlived the drain; the data directory stays locked until they end"
+        );
+    }
+    drop(store);
     tracing::info!("stopped");
     result
 }
