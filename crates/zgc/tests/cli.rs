@@ -375,6 +375,28 @@ async fn resource_subcommands_tables_json_and_exit_codes() {
     let created: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(created["name"], "parks/baoding");
 
+    let etag = created["etag"].as_str().unwrap().to_string();
+    let patch = r#"{"sectors": ["new-materials"]}"#;
+    let (code, out, err) = pair
+        .zgc(&[
+            "-o", "json", "parks", "update", "baoding", "--json", patch, "--etag", &etag,
+        ])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let updated: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(updated["sectors"][0], "new-materials");
+    assert_eq!(
+        updated["displayName"], "Baoding Zhongguancun Innovation Center",
+        "only the patched field changed"
+    );
+    let (code, _, err) = pair
+        .zgc(&[
+            "parks", "update", "baoding", "--json", patch, "--etag", &etag,
+        ])
+        .await;
+    assert_eq!(code, 1, "a stale etag is refused: {err}");
+    assert!(err.contains("ABORTED"), "{err}");
+
     let company =
         r#"{"display_name": "Jiuwu Boron Industry Co", "park": "parks/baoding", "employees": 120}"#;
     let (code, _, err) = pair

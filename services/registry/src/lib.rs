@@ -22,10 +22,10 @@ use std::time::Duration;
 
 pub use config::Config;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use zgc_proto::registry::v1::registry_service_server::{RegistryServiceServer, SERVICE_NAME};
 use zgc_server::RevisionLayer;
 use zgc_server::health::Health;
+use zgc_server::shutdown::Lifecycle;
 use zgc_store::{Store, StoreConfig};
 
 /// Why the server could not run.
@@ -67,7 +67,8 @@ pub async fn serve(
 
     let (health, health_service) = Health::new(&[SERVICE_NAME]).await;
     let (reflection_v1, reflection_v1alpha) = zgc_server::reflection::services(&[SERVICE_NAME])?;
-    let stop = CancellationToken::new();
+    let lifecycle = Lifecycle::new();
+    let stop = lifecycle.stop_token();
     let watch = watch::WatchConfig {
         progress_interval: Duration::from_secs(config.watch_progress_secs.max(1)),
         ..Default::default()
@@ -80,19 +81,7 @@ pub async fn serve(
     let revision_store = store.clone();
     let layer = RevisionLayer::new(Arc::new(move || revision_store.revision()));
 
-    let drain_start = CancellationToken::new();
-    let on_signal = {
-        let health = health.clone();
-        let stop = stop.clone();
-        let drain_start = drain_start.clone();
-        async move {
-            shutdown.await;
-            health.not_serving().await;
-            stop.cancel();
-            drain_start.cancel();
-        }
-    };
-
+    let on_signal = lifecycle.on_signal(shutdown, health.clone());
     let server = tonic::transport::Server::builder()
         .layer(layer)
         .add_service(health_service)
@@ -104,13 +93,7 @@ pub async fn serve(
     health.serving().await;
     tracing::info!("serving");
     let drain = config.drain();
-    let result = tokio::select! {
-        r = server => r.map_err(ServeError::from),
-        _ = async { drain_start.cancelled().await; tokio::time::sleep(drain).await } => {
-            tracing::warn!(?drain, "in-flight calls did not finish in time; stopping anyway");
-            Ok(())
-        }
-    };
+    let result = lifecycle.run(server, drain).await.map_err(ServeError::from);
     store.close().await?;
     if !store.wait_until_last(drain).await {
         tracing::warn!(

@@ -19,10 +19,10 @@ use std::time::Duration;
 
 pub use config::Config;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use zgc_proto::stats::v1::stats_service_server::{SERVICE_NAME, StatsServiceServer};
 use zgc_server::RevisionLayer;
 use zgc_server::health::Health;
+use zgc_server::shutdown::Lifecycle;
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +46,8 @@ pub async fn serve(
     let state = Arc::new(state::State::new());
     let (health, health_service) = Health::new(&[SERVICE_NAME]).await;
     let (reflection_v1, reflection_v1alpha) = zgc_server::reflection::services(&[SERVICE_NAME])?;
-    let stop = CancellationToken::new();
+    let lifecycle = Lifecycle::new();
+    let stop = lifecycle.stop_token();
 
     let mut follower_config = follower::FollowerConfig::new(&config.registry_addr);
     follower_config.stall_timeout = Duration::from_secs(config.stall_secs.max(1));
@@ -63,18 +64,7 @@ pub async fn serve(
     let revision_state = state.clone();
     let layer = RevisionLayer::new(Arc::new(move || revision_state.applied()));
 
-    let drain_start = CancellationToken::new();
-    let on_signal = {
-        let health = health.clone();
-        let stop = stop.clone();
-        let drain_start = drain_start.clone();
-        async move {
-            shutdown.await;
-            health.not_serving().await;
-            stop.cancel();
-            drain_start.cancel();
-        }
-    };
+    let on_signal = lifecycle.on_signal(shutdown, health.clone());
     let server = tonic::transport::Server::builder()
         .layer(layer)
         .add_service(health_service)
@@ -84,13 +74,7 @@ pub async fn serve(
         .serve_with_incoming_shutdown(zgc_server::incoming::incoming(listener), on_signal);
     tracing::info!(registry = %config.registry_addr, "serving; loading the first snapshot");
     let drain = config.drain();
-    let result = tokio::select! {
-        r = server => r.map_err(ServeError::from),
-        _ = async { drain_start.cancelled().await; tokio::time::sleep(drain).await } => {
-            tracing::warn!(?drain, "in-flight calls did not finish in time; stopping anyway");
-            Ok(())
-        }
-    };
+    let result = lifecycle.run(server, drain).await.map_err(ServeError::from);
     stop.cancel();
     let _ = follower.await;
     tracing::info!("stopped");
