@@ -1,0 +1,400 @@
+//! Hostile input over real gRPC: every case gets a clear error or a
+//! correct answer, and the servers keep serving afterwards.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::{Code, Request, Status};
+use zgc_proto::registry::v1::*;
+use zgc_proto::stats::v1::*;
+use zgc_proto::types::v1::Date;
+use zgc_tests::fixtures::violation_fields;
+use zgc_tests::{Registry, Stats, company, park};
+
+/// Sends and receives raw bytes, to put on the wire what no well-behaved
+/// client would.
+#[derive(Default)]
+struct RawCodec;
+struct RawEncoder;
+struct RawDecoder;
+
+impl Encoder for RawEncoder {
+    type Item = Bytes;
+    type Error = Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawDecoder {
+    type Item = Bytes;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+async fn raw_call(r: &Registry, method: &'static str, body: Vec<u8>) -> Result<Bytes, Status> {
+    let mut grpc = tonic::client::Grpc::new(r.channel().await);
+    grpc.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static(method);
+    grpc.unary(Request::new(Bytes::from(body)), path, RawCodec)
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// A protobuf field: tag and length-delimited bytes.
+fn field(tag: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut out = vec![(tag << 3) | 2];
+    let mut len = bytes.len();
+    loop {
+        let b = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            out.push(b);
+            break;
+        }
+        out.push(b | 0x80);
+    }
+    out.extend_from_slice(bytes);
+    out
+}
+
+async fn still_serving(r: &Registry) {
+    let mut c = r.client().await;
+    c.list_parks(ListParksRequest::default())
+        .await
+        .expect("the registry still answers");
+}
+
+#[tokio::test]
+async fn garbage_and_invalid_utf8_on_the_wire_are_refused_cleanly() {
+    let r = Registry::start().await;
+    // Invalid UTF-8 in company.display_name.
+    let company_bytes = field(3, &[0xff, 0xfe, b'x']);
+    let body = field(1, &company_bytes);
+    let err = raw_call(&r, "/zgc.registry.v1.RegistryService/CreateCompany", body)
+        .await
+        .unwrap_err();
+    // gRPC's status-code table assigns INTERNAL to a request that does not parse.
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+    assert!(
+        err.message().contains("UTF-8") || err.message().contains("utf-8"),
+        "{}",
+        err.message()
+    );
+    // Truncated and random bytes.
+    for body in [
+        vec![0x0a, 0xff, 0xff, 0xff, 0x0f],
+        vec![0xff; 64],
+        (0..=255u8).collect::<Vec<_>>(),
+    ] {
+        let err = raw_call(&r, "/zgc.registry.v1.RegistryService/ListCompanies", body)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Internal, "{err:?}");
+    }
+    // Unknown fields are ignored, as protobuf says: this is an empty list.
+    let ok = raw_call(
+        &r,
+        "/zgc.registry.v1.RegistryService/ListParks",
+        field(15, b"whatever"),
+    )
+    .await;
+    assert!(ok.is_ok(), "{ok:?}");
+    let err = raw_call(&r, "/zgc.registry.v1.RegistryService/NoSuchMethod", vec![])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unimplemented);
+    still_serving(&r).await;
+}
+
+#[tokio::test]
+async fn enormous_and_deep_filters_tokens_and_strings() {
+    let r = Registry::start().await;
+    let mut c = r.client().await;
+    let list = |filter: String, token: String| ListCompaniesRequest {
+        filter,
+        page_token: token,
+        ..Default::default()
+    };
+    let cases = [
+        (
+            "deep",
+            format!("{}employees = 1{}", "(".repeat(5000), ")".repeat(5000)),
+        ),
+        ("deep NOT", format!("{}employees = 1", "NOT ".repeat(1000))),
+        (
+            "huge",
+            format!("display_name = \"{}\"", "x".repeat(1_000_000)),
+        ),
+        ("wide", vec!["employees = 1"; 2000].join(" OR ")),
+        ("control", "display_name = \"a\u{0}b\" AND \u{7}".into()),
+        ("overflow", "employees > 99999999999999999999999".into()),
+    ];
+    for (what, filter) in cases {
+        let err = c
+            .list_companies(list(filter, String::new()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{what}: {err:?}");
+        assert!(
+            err.message().contains("position"),
+            "{what}: {}",
+            err.message()
+        );
+    }
+    let err = c
+        .list_companies(list(String::new(), "A".repeat(1_000_000)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let ok = c
+        .list_companies(ListCompaniesRequest {
+            page_size: i32::MAX,
+            ..Default::default()
+        })
+        .await;
+    assert!(ok.is_ok(), "a huge page size is capped, not refused");
+
+    // Strings: too long, control characters, a message over the size limit.
+    let mut long = company("x", "Hebei", "Baoding");
+    long.display_name = "名".repeat(100_000);
+    long.labels.insert("source".into(), "\u{1b}[31mred".into());
+    let err = c
+        .create_company(CreateCompanyRequest {
+            company: Some(long),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    let fields = violation_fields(&err);
+    assert!(
+        fields.contains(&"company.display_name".to_string())
+            && fields.contains(&"company.labels.source".to_string()),
+        "{fields:?}"
+    );
+    let mut huge = company("x", "Hebei", "Baoding");
+    huge.display_name = "x".repeat(20 * 1024 * 1024);
+    let err = c
+        .create_company(CreateCompanyRequest {
+            company: Some(huge),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.code(), Code::ResourceExhausted | Code::OutOfRange),
+        "{err:?}"
+    );
+    // Many labels, each valid, but too many together.
+    let mut labelled = company("x", "Hebei", "Baoding");
+    labelled.labels = (0..1000)
+        .map(|i| (format!("k{i}"), "v".repeat(200)))
+        .collect();
+    let err = c
+        .create_company(CreateCompanyRequest {
+            company: Some(labelled),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violation_fields(&err), vec!["company.labels"]);
+    still_serving(&r).await;
+}
+
+#[tokio::test]
+async fn extreme_numbers_and_unknown_enums() {
+    let r = Registry::start().await;
+    let stats = Stats::start(&r.endpoint()).await;
+    let mut c = r.client().await;
+    let mut p = park("P", "Hebei", "Baoding");
+    p.kind = 99;
+    let err = c
+        .create_park(CreateParkRequest {
+            park: Some(p),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violation_fields(&err), vec!["park.kind"]);
+
+    // Sums that would overflow int64 saturate.
+    let mut last = 0;
+    for i in 0..3 {
+        let mut co = company(&format!("Rich {i}"), "Hebei", "Baoding");
+        co.investment_cny = i64::MAX;
+        co.employees = i32::MAX;
+        co.annual_figures = vec![AnnualFigure {
+            year: 2023,
+            revenue_cny: i64::MAX,
+            output_value_cny: i64::MAX,
+        }];
+        last = c
+            .create_company(CreateCompanyRequest {
+                company: Some(co),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .revision;
+    }
+    let mut s = stats.client().await;
+    let all = Some(Scope {
+        selector: Some(scope::Selector::All(true)),
+        include_affiliates: false,
+    });
+    let summary = s
+        .get_summary(GetSummaryRequest {
+            scope: all.clone(),
+            min_revision: last,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(summary.investment_cny, i64::MAX);
+    assert_eq!(summary.employees, 3 * i64::from(i32::MAX));
+    assert_eq!(summary.figures_by_year[0].revenue_cny, i64::MAX);
+
+    // Unknown enum values and impossible windows in stats requests.
+    let err = s
+        .rank_parks(RankParksRequest {
+            metric: 42,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = s
+        .get_relocation_flows(GetRelocationFlowsRequest {
+            level: -7,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = s
+        .get_time_series(GetTimeSeriesRequest {
+            scope: all.clone(),
+            metric: SeriesMetric::CompaniesFounded as i32,
+            granularity: 77,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = s
+        .get_time_series(GetTimeSeriesRequest {
+            scope: all.clone(),
+            metric: SeriesMetric::CompaniesFounded as i32,
+            granularity: Granularity::Month as i32,
+            start: Some(Date {
+                year: 1800,
+                month: 1,
+                day: 1,
+            }),
+            end: Some(Date {
+                year: 2200,
+                month: 12,
+                day: 31,
+            }),
+            min_revision: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::InvalidArgument,
+        "4,812 months are too many"
+    );
+    let err = s
+        .get_branch_footprint(GetBranchFootprintRequest {
+            parent_scope: all.clone(),
+            start: Some(Date {
+                year: i32::MAX,
+                month: i32::MIN,
+                day: -1,
+            }),
+            level: RegionLevel::City as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let err = s
+        .watch_summary(WatchSummaryRequest {
+            scope: all.clone(),
+            min_interval: Some(prost_types::Duration {
+                seconds: -5,
+                nanos: 0,
+            }),
+            min_revision: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    // A revision that will never come: UNAVAILABLE before the deadline.
+    let mut req = Request::new(GetSummaryRequest {
+        scope: all,
+        min_revision: u64::MAX,
+    });
+    req.set_timeout(Duration::from_millis(200));
+    assert_eq!(
+        s.get_summary(req).await.unwrap_err().code(),
+        Code::Unavailable
+    );
+    still_serving(&r).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_request_ids_is_answered_correctly() {
+    let r = Registry::start().await;
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let mut c = r.client().await;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..100 {
+                let req = CreateCompanyRequest {
+                    company: Some(company(&format!("F{t}-{i}"), "Tianjin", "Tianjin")),
+                    company_id: String::new(),
+                    request_id: uuid::Uuid::new_v4().to_string(),
+                };
+                let first = c.create_company(req.clone()).await.unwrap().into_inner();
+                let again = c.create_company(req).await.unwrap().into_inner();
+                assert_eq!(first, again);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let list = r
+        .client()
+        .await
+        .list_companies(ListCompaniesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        list.total_size, 800,
+        "each request id created exactly one company"
+    );
+}
