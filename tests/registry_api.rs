@@ -921,3 +921,99 @@ async fn paging_while_others_write_never_duplicates_or_skips() {
     }
     writer.await.unwrap();
 }
+
+/// Items whose sort fields change between pages, in both directions across
+/// the cursor: every page shows the listing as of the first page, so each
+/// item comes exactly once.
+#[tokio::test]
+async fn paging_is_consistent_while_sort_fields_change() {
+    let r = Registry::start().await;
+    let mut c = r.client().await;
+    for i in 0..40 {
+        let mut co = company(&format!("C{i:02}"), "Hebei", "Baoding");
+        co.employees = 10 + i;
+        create_company(&mut c, &format!("c{i:02}"), co).await;
+    }
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut page_no = 0;
+    loop {
+        let page = c
+            .list_companies(ListCompaniesRequest {
+                page_size: 5,
+                page_token: token,
+                order_by: "employees".into(),
+                filter: "employees >= 10".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(page.total_size, 40, "the total is the first page's");
+        seen.extend(page.companies.iter().map(|x| x.name.clone()));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+        // Move an item already listed behind the cursor to the end, and one
+        // not yet listed in front of it (and out of the filter).
+        let move_to = |name: String, employees: i32| {
+            let patch = Company {
+                name,
+                employees,
+                ..Default::default()
+            };
+            let req = UpdateCompanyRequest {
+                company: Some(patch),
+                update_mask: mask(&["employees"]),
+            };
+            let mut c = c.clone();
+            async move { c.update_company(req).await.unwrap() }
+        };
+        move_to(format!("companies/c{:02}", page_no), 1000).await;
+        move_to(format!("companies/c{:02}", 39 - page_no), 0).await;
+        page_no += 1;
+    }
+    let unique: BTreeSet<_> = seen.iter().cloned().collect();
+    assert_eq!(seen.len(), 40, "no item twice: {seen:?}");
+    assert_eq!(unique.len(), 40, "no item skipped");
+    // A fresh listing shows the new state.
+    let now = c
+        .list_companies(ListCompaniesRequest {
+            filter: "employees >= 10".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(now.total_size, 40 - 7);
+}
+
+#[tokio::test]
+async fn a_page_token_older_than_the_history_expires_cleanly() {
+    let r = Registry::start_with(|c| c.retention = 3).await;
+    let mut c = r.client().await;
+    for i in 0..4 {
+        create_company(&mut c, &format!("c{i}"), company("C", "Hebei", "Baoding")).await;
+    }
+    let first = c
+        .list_companies(ListCompaniesRequest {
+            page_size: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for i in 4..12 {
+        create_company(&mut c, &format!("c{i}"), company("C", "Hebei", "Baoding")).await;
+    }
+    let err = c
+        .list_companies(ListCompaniesRequest {
+            page_size: 2,
+            page_token: first.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(reason(&err).as_deref(), Some("PAGE_TOKEN_EXPIRED"));
+}

@@ -62,6 +62,9 @@ pub enum PageTokenError {
 pub struct PageToken {
     /// The sort key of the last item returned.
     pub after: SortKey,
+    /// The revision the listing is of: every page shows the state as of
+    /// the first page, so no item moves between pages.
+    pub revision: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -72,6 +75,8 @@ struct Payload {
     values: Vec<WireValue>,
     #[prost(string, tag = "3")]
     name: String,
+    #[prost(uint64, tag = "4")]
+    revision: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -117,6 +122,7 @@ impl PageToken {
                 })
                 .collect(),
             name: self.after.name.clone(),
+            revision: self.revision,
         };
         let mut bytes = payload.encode_to_vec();
         let mut mac = key.mac();
@@ -158,6 +164,7 @@ impl PageToken {
                 values,
                 name: payload.name,
             },
+            revision: payload.revision,
         })
     }
 }
@@ -177,6 +184,7 @@ mod tests {
                 values,
                 name: name.into(),
             },
+            revision: 42,
         }
     }
 

@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use error::StoreError;
 pub use read::{ChangeBatch, EntityIter};
-pub use snapshot::Snapshot;
+pub use snapshot::{Snapshot, SnapshotOf};
 use zgc_proto::registry::v1::{Company, Entity, Park};
 
 /// How a write is made durable before it is acknowledged.

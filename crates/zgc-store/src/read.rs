@@ -214,6 +214,12 @@ impl Store {
         Ok(batch)
     }
 
+    /// The last revision applied: committed, and visible to reads, though
+    /// perhaps not yet durable.
+    pub fn last_applied(&self) -> u64 {
+        self.applied_revision()
+    }
+
     pub(crate) fn applied_revision(&self) -> u64 {
         self.shared.applied.load(Ordering::Acquire)
     }

@@ -40,10 +40,22 @@ enum Phase {
     Done,
 }
 
+/// Which entities a snapshot covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotOf {
+    /// Parks, then companies.
+    Everything,
+    /// Parks only.
+    Parks,
+    /// Companies only.
+    Companies,
+}
+
 /// A snapshot being read; see the module docs for why it is consistent.
 pub struct Snapshot {
     store: Store,
     revision: u64,
+    of: SnapshotOf,
     phase: Phase,
     cursor: Option<Vec<u8>>,
     marks: BTreeMap<Kind, Vec<ChunkMark>>,
@@ -55,10 +67,34 @@ impl Store {
         Snapshot {
             store: self.clone(),
             revision: self.revision(),
+            of: SnapshotOf::Everything,
             phase: Phase::Scan(Kind::Park),
             cursor: None,
             marks: BTreeMap::new(),
         }
+    }
+
+    /// Starts a snapshot of `of` as of an earlier `revision`, which the
+    /// change log must still reach back to (else [`StoreError::Compacted`]).
+    pub fn snapshot_at(&self, revision: u64, of: SnapshotOf) -> Result<Snapshot, StoreError> {
+        let compact = self.compact_revision();
+        if revision < compact {
+            return Err(StoreError::Compacted {
+                compact_revision: compact,
+            });
+        }
+        Ok(Snapshot {
+            store: self.clone(),
+            revision,
+            of,
+            phase: Phase::Scan(if of == SnapshotOf::Companies {
+                Kind::Company
+            } else {
+                Kind::Park
+            }),
+            cursor: None,
+            marks: BTreeMap::new(),
+        })
     }
 }
 
@@ -125,9 +161,9 @@ impl Snapshot {
         });
         self.cursor = end;
         if finished {
-            self.phase = match kind {
-                Kind::Park => Phase::Scan(Kind::Company),
-                Kind::Company => Phase::Patch,
+            self.phase = match (kind, self.of) {
+                (Kind::Park, SnapshotOf::Everything) => Phase::Scan(Kind::Company),
+                _ => Phase::Patch,
             };
         }
         let mut out = Vec::with_capacity(raw.len());
@@ -208,7 +244,15 @@ impl Snapshot {
             });
         }
         let mut out = Vec::new();
+        let covered = |kind: Kind| match self.of {
+            SnapshotOf::Everything => true,
+            SnapshotOf::Parks => kind == Kind::Park,
+            SnapshotOf::Companies => kind == Kind::Company,
+        };
         for ((kind, id), (rev, before)) in first {
+            if !covered(kind) {
+                continue;
+            }
             if let Some(before) = before
                 && rev <= self.read_at_for(kind, id.as_bytes())
             {

@@ -1,9 +1,13 @@
 //! List RPCs: filter, order, keyset paging with signed tokens, exact totals.
 //!
-//! A page holds the `page_size` smallest matches (in the requested order)
-//! strictly after the token's sort key, so paging never returns an item
-//! twice and never skips one that existed, unchanged in its sort fields,
-//! for the whole paging. With the default order (by name) the scan starts
+//! Every page of one listing shows the state as of the same revision: the
+//! first page's, carried in the signed token. A page holds the `page_size`
+//! smallest matches (in the requested order) strictly after the token's
+//! sort key, so paging never returns an item twice and never skips one
+//! that existed for the whole paging, even while items change. When
+//! nothing has been applied since that revision, the current state is that
+//! state and is read directly; otherwise the state at the revision comes
+//! from a store snapshot (the store's change log), which costs a scan. With the default order (by name) the scan starts
 //! at the token and stops once the page is full when no filter needs the
 //! rest counted; otherwise one pass over the candidates counts the matches
 //! and keeps the page in a bounded heap. Candidates come from a reference
@@ -29,6 +33,7 @@ pub struct Query {
     order: OrderBy,
     page_size: usize,
     after: Option<SortKey>,
+    as_of: Option<u64>,
     digest: Vec<u8>,
 }
 
@@ -67,8 +72,8 @@ impl Query {
         let order = OrderBy::parse(order_by, &T::SCHEMA)
             .map_err(|e| ApiError::invalid("order_by", e.to_string()))?;
         let digest = query_digest(T::SCHEMA.resource, &filter.to_string(), &order.to_string());
-        let after = if page_token.is_empty() {
-            None
+        let (after, as_of) = if page_token.is_empty() {
+            (None, None)
         } else {
             let token = PageToken::decode(page_token, key, &digest).map_err(|e| {
                 ApiError::InvalidWithReason {
@@ -90,15 +95,21 @@ impl Query {
                     "the page token does not fit this order_by",
                 ));
             }
-            Some(token.after)
+            (Some(token.after), Some(token.revision))
         };
         Ok(Self {
             filter,
             order,
             page_size,
             after,
+            as_of,
             digest,
         })
+    }
+
+    /// The revision a continued listing is of (from its page token).
+    pub fn as_of(&self) -> Option<u64> {
+        self.as_of
     }
 
     /// The value the filter pins `field` to, for index lookups.
@@ -130,12 +141,14 @@ impl Query {
         }
     }
 
-    /// Builds the page from candidates (any order). `known_total` is the
-    /// number of matches when the caller knows it (unfiltered listing).
+    /// Builds the page from candidates (any order), which must be the state
+    /// as of `revision`. `known_total` is the number of matches when the
+    /// caller knows it (unfiltered listing).
     pub fn page<T: Listable, E>(
         &self,
         candidates: impl Iterator<Item = Result<T, E>>,
         known_total: Option<u64>,
+        revision: u64,
         key: &PageTokenKey,
     ) -> Result<Page<T>, E> {
         struct Entry<'q, T> {
@@ -204,6 +217,7 @@ impl Query {
         let next_page_token = match (more, entries.last()) {
             (true, Some(last)) => PageToken {
                 after: last.key.clone(),
+                revision,
             }
             .encode(key, &self.digest),
             _ => String::new(),

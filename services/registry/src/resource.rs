@@ -1,8 +1,9 @@
 //! How parks and companies present themselves to filters and ordering.
 
-use zgc_proto::registry::v1::{Company, Park, ParkKind};
+use zgc_proto::registry::v1::{Company, Entity, Park, ParkKind, entity};
 use zgc_proto::types::v1::{Date, Location};
 use zgc_query::{FieldType, Record, Schema, SortValue, Value};
+use zgc_store::SnapshotOf;
 
 const PARK_KINDS: &[&str] = &[
     "PARK_KIND_SCIENCE_PARK",
@@ -60,6 +61,10 @@ pub const COMPANY_SCHEMA: Schema = Schema {
 pub trait Listable: Clone + Send + 'static {
     /// Its filter and order schema.
     const SCHEMA: Schema;
+    /// The store snapshots that hold it.
+    const OF: SnapshotOf;
+    /// It, from a snapshot's entity of its kind.
+    fn from_entity(e: Entity) -> Option<Self>;
     /// Its resource name.
     fn name(&self) -> &str;
     /// Its value for an orderable field.
@@ -122,6 +127,14 @@ impl Record for ParkRecord {
 
 impl Listable for ParkRecord {
     const SCHEMA: Schema = PARK_SCHEMA;
+    const OF: SnapshotOf = SnapshotOf::Parks;
+
+    fn from_entity(e: Entity) -> Option<Self> {
+        match e.kind? {
+            entity::Kind::Park(p) => Some(Self(p)),
+            entity::Kind::Company(_) => None,
+        }
+    }
 
     fn name(&self) -> &str {
         &self.0.name
@@ -168,6 +181,14 @@ impl Record for CompanyRecord {
 
 impl Listable for CompanyRecord {
     const SCHEMA: Schema = COMPANY_SCHEMA;
+    const OF: SnapshotOf = SnapshotOf::Companies;
+
+    fn from_entity(e: Entity) -> Option<Self> {
+        match e.kind? {
+            entity::Kind::Company(c) => Some(Self(c)),
+            entity::Kind::Park(_) => None,
+        }
+    }
 
     fn name(&self) -> &str {
         &self.0.name
