@@ -749,3 +749,30 @@ async fn watch_summary_sends_the_current_figures_then_each_change() {
     assert_eq!(next.company_count, 3);
     assert!(next.as_of_revision > first.as_of_revision);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stream_is_abandoned_and_the_follower_catches_up() {
+    let reg = Registry::start().await;
+    let proxy = Proxy::start(reg.addr).await;
+    let stats = Stats::start_with(&proxy.endpoint(), |c| c.stall_secs = 1).await;
+    let mut s = stats.client().await;
+    let mut r = reg.client().await;
+    let rev = add_companies(&mut r, "before", 3).await;
+    assert_eq!(summary(&mut s, all(), rev).await.company_count, 3);
+
+    // The network goes silent without closing anything.
+    let connections = proxy.accepted();
+    proxy.stall();
+    let rev = add_companies(&mut r, "during", 4).await;
+    // The follower notices the silence and dials again; that new connection
+    // is frozen too, until the network recovers for new connections only.
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        proxy.wait_accepted_more_than(connections),
+    )
+    .await
+    .expect("the follower never gave up on the stalled stream");
+    proxy.unstall();
+    let got = summary(&mut s, all(), rev).await;
+    assert_eq!(got.company_count, 7, "caught up, nothing missed or doubled");
+}

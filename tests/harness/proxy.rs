@@ -15,6 +15,11 @@ struct Control {
     open: watch::Sender<bool>,
     /// Bumped by every cut; connections of older generations close.
     generation: watch::Sender<u64>,
+    /// While set, connections forward nothing but stay open (a stalled
+    /// network); connections stalled once stay stalled.
+    stalled: watch::Sender<bool>,
+    /// Connections accepted so far.
+    accepted: watch::Sender<u64>,
 }
 
 /// The proxy; dropped, it stops accepting.
@@ -34,6 +39,8 @@ impl Proxy {
             upstream: Mutex::new(upstream),
             open: watch::channel(true).0,
             generation: watch::channel(0).0,
+            stalled: watch::channel(false).0,
+            accepted: watch::channel(0).0,
         });
         let c = control.clone();
         let task = tokio::spawn(async move {
@@ -42,17 +49,27 @@ impl Proxy {
                     drop(inbound);
                     continue;
                 }
+                c.accepted.send_modify(|n| *n += 1);
                 let upstream = *c.upstream.lock().expect("proxy lock");
                 let mut generation = c.generation.subscribe();
+                let mut stalled = c.stalled.subscribe();
+                // A connection accepted during a stall is frozen for good.
+                let frozen = *stalled.borrow();
                 tokio::spawn(async move {
                     let Ok(outbound) = TcpStream::connect(upstream).await else {
                         return;
                     };
                     let (mut a, mut b) = (inbound, outbound);
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut a, &mut b) => {}
-                        _ = generation.changed() => {}
+                    if !frozen {
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut a, &mut b) => return,
+                            _ = generation.changed() => return,
+                            _ = stalled.wait_for(|s| *s) => {}
+                        }
                     }
+                    // Stalled: hold both sockets, forward nothing.
+                    let _ = generation.changed().await;
+                    drop((a, b));
                 });
             }
         });
@@ -77,6 +94,27 @@ impl Proxy {
     /// Lets connections through again.
     pub fn restore(&self) {
         self.control.open.send_replace(true);
+    }
+
+    /// Freezes every connection, current and new: open, but silent.
+    pub fn stall(&self) {
+        self.control.stalled.send_replace(true);
+    }
+
+    /// New connections forward again; frozen ones stay frozen.
+    pub fn unstall(&self) {
+        self.control.stalled.send_replace(false);
+    }
+
+    /// Waits until more than `n` connections have been accepted in all.
+    pub async fn wait_accepted_more_than(&self, n: u64) {
+        let mut rx = self.control.accepted.subscribe();
+        let _ = rx.wait_for(|a| *a > n).await;
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        *self.control.accepted.borrow()
     }
 
     /// Sends new connections to `upstream` and closes the current ones.

@@ -164,15 +164,21 @@ async fn follow(
     position: &mut Option<Position>,
     health: &Health,
 ) -> Result<(), FollowError> {
-    let channel: Channel = endpoint.connect().await?;
+    // Connecting and opening the stream are bounded too: a peer that
+    // accepts and then says nothing must not hold the follower forever.
+    let stall = config.stall_timeout;
+    let channel: Channel = tokio::time::timeout(stall, endpoint.connect())
+        .await
+        .map_err(|_| FollowError::Stalled(stall))??;
     let mut client =
         RegistryServiceClient::new(channel).max_decoding_message_size(config.max_message_bytes);
     let start = position.as_ref().map_or(0, |p| p.complete + 1);
-    let response = client
-        .watch_changes(WatchChangesRequest {
-            start_revision: start,
-        })
-        .await?;
+    let request = WatchChangesRequest {
+        start_revision: start,
+    };
+    let response = tokio::time::timeout(stall, client.watch_changes(request))
+        .await
+        .map_err(|_| FollowError::Stalled(stall))??;
     let store_id = response
         .metadata()
         .get(STORE_ID_HEADER)
