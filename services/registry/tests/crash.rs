@@ -1,11 +1,14 @@
 //! Crash safety of the real binary: concurrent writers, SIGKILL at an
-//! arbitrary moment, restart, and every acknowledged write is there with
-//! exactly its acknowledged content; indexes agree with a full scan;
-//! revisions never go backwards; the change log replays without gaps.
+//! arbitrary moment (20 times), restart, and every acknowledged write is
+//! there with exactly its acknowledged content; indexes agree with a full
+//! scan; revisions never go backwards; the change log replays without gaps;
+//! and a stats service that followed the registry through every kill
+//! converges to a recount of what is stored.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -21,10 +24,10 @@ use zgc_proto::types::v1::Location;
 
 type Client = RegistryServiceClient<Channel>;
 
-const CYCLES: usize = 4;
+const CYCLES: usize = 20;
 const WRITERS: usize = 4;
 /// Acknowledged writes per cycle before the kill.
-const ACKS_BEFORE_KILL: usize = 60;
+const ACKS_BEFORE_KILL: usize = 30;
 const PATIENCE: Duration = Duration::from_secs(120);
 
 /// A write that was sent but not (yet) acknowledged when the kill came.
@@ -86,7 +89,7 @@ async fn settle(c: &mut Client, exp: &mut Expectations) {
     }
 }
 
-async fn start(dir: &Path) -> (Child, Client) {
+async fn start(dir: &Path) -> (Child, Client, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_zgc-registry"))
         .args([
             "--listen",
@@ -123,7 +126,44 @@ async fn start(dir: &Path) -> (Child, Client) {
         .connect()
         .await
         .unwrap();
-    (child, RegistryServiceClient::new(channel))
+    (
+        child,
+        RegistryServiceClient::new(channel),
+        addr.parse().unwrap(),
+    )
+}
+
+/// A TCP forwarder with a fixed address whose upstream follows the
+/// registry across restarts, so a stats service can follow it throughout.
+struct Forwarder {
+    addr: SocketAddr,
+    upstream: Arc<Mutex<Option<SocketAddr>>>,
+}
+
+impl Forwarder {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let upstream: Arc<Mutex<Option<SocketAddr>>> = Arc::new(Mutex::new(None));
+        let target = upstream.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let Some(to) = *target.lock().unwrap() else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Self { addr, upstream }
+    }
+
+    fn point_at(&self, registry: SocketAddr) {
+        *self.upstream.lock().unwrap() = Some(registry);
+    }
 }
 
 fn location(i: usize) -> Option<Location> {
@@ -404,7 +444,7 @@ async fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let exp = Arc::new(Mutex::new(Expectations::default()));
     {
-        let (mut child, mut c) = start(dir.path()).await;
+        let (mut child, mut c, _) = start(dir.path()).await;
         for id in ["a", "b"] {
             let park = Park {
                 display_name: format!("Park {id}"),
@@ -422,8 +462,20 @@ async fn acknowledged_writes_survive_sigkill() {
         }
         child.kill().await.unwrap();
     }
+    // A stats service follows the registry through every kill.
+    let forwarder = Forwarder::start().await;
+    let stats_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stats_addr = stats_listener.local_addr().unwrap();
+    let mut stats_config = zgc_stats::Config::for_registry(format!("http://{}", forwarder.addr));
+    stats_config.backoff_max_ms = 200;
+    tokio::spawn(zgc_stats::serve(
+        stats_config,
+        stats_listener,
+        std::future::pending(),
+    ));
     for cycle in 0..CYCLES {
-        let (mut child, mut c) = start(dir.path()).await;
+        let (mut child, mut c, registry_addr) = start(dir.path()).await;
+        forwarder.point_at(registry_addr);
         let mut snapshot = std::mem::take(&mut *exp.lock().unwrap());
         verify(&mut c, &mut snapshot).await;
         *exp.lock().unwrap() = snapshot;
@@ -456,9 +508,64 @@ async fn acknowledged_writes_survive_sigkill() {
             t.unwrap();
         }
     }
-    let (_child, mut c) = start(dir.path()).await;
+    let (_child, mut c, registry_addr) = start(dir.path()).await;
+    forwarder.point_at(registry_addr);
     let mut last = std::mem::take(&mut *exp.lock().unwrap());
     verify(&mut c, &mut last).await;
+
+    // The stats service, running throughout, converges to a recount.
+    let head = listed_revision(&mut c).await;
+    let scan = all_companies(&mut c, "").await;
+    let channel = Channel::from_shared(format!("http://{stats_addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut stats = zgc_proto::stats::v1::stats_service_client::StatsServiceClient::new(channel);
+    use zgc_proto::stats::v1::{GetSummaryRequest, Scope, scope};
+    for (selector, filter) in [
+        (scope::Selector::All(true), None),
+        (scope::Selector::Park("parks/a".into()), Some("parks/a")),
+        (scope::Selector::Park("parks/b".into()), Some("parks/b")),
+        (scope::Selector::Province("Hebei".into()), None),
+    ] {
+        let hebei = matches!(selector, scope::Selector::Province(_));
+        let mut req = tonic::Request::new(GetSummaryRequest {
+            scope: Some(Scope {
+                selector: Some(selector),
+                include_affiliates: false,
+            }),
+            min_revision: head,
+        });
+        req.set_timeout(PATIENCE);
+        let got = stats
+            .get_summary(req)
+            .await
+            .expect("stats caught up")
+            .into_inner();
+        let members: Vec<&Company> = scan
+            .iter()
+            .filter(|x| filter.is_none_or(|p| x.park == p))
+            .filter(|x| !hebei || x.location.as_ref().is_some_and(|l| l.province == "Hebei"))
+            .collect();
+        assert_eq!(
+            got.company_count,
+            members.len() as i64,
+            "company count of {:?}",
+            got.scope
+        );
+        assert_eq!(
+            got.employees,
+            members.iter().map(|x| i64::from(x.employees)).sum::<i64>()
+        );
+        assert_eq!(
+            got.branch_count,
+            members
+                .iter()
+                .filter(|x| !x.parent_company.is_empty())
+                .count() as i64
+        );
+    }
     let surviving = last.acked.values().filter(|v| v.is_some()).count();
     assert!(
         surviving >= CYCLES * ACKS_BEFORE_KILL / 2,
@@ -469,7 +576,7 @@ async fn acknowledged_writes_survive_sigkill() {
 #[tokio::test]
 async fn sigterm_drains_flushes_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, mut c) = start(dir.path()).await;
+    let (mut child, mut c, _) = start(dir.path()).await;
     let created = c
         .create_company(CreateCompanyRequest {
             company: Some(Company {
@@ -495,7 +602,7 @@ async fn sigterm_drains_flushes_and_exits_zero() {
         .unwrap();
     assert!(exit.success(), "zgc-registry exited with {exit:?}");
 
-    let (_child, mut c) = start(dir.path()).await;
+    let (_child, mut c, _) = start(dir.path()).await;
     let got = c
         .get_company(GetCompanyRequest {
             name: "companies/kept".into(),
