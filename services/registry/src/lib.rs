@@ -4,12 +4,13 @@
 //! [`serve`] runs the whole server on a listener until a shutdown future
 //! resolves; `main.rs` only parses flags and wires signals to it. Modules:
 //! [`service`] (thin handlers), [`validate`] and [`mask`] (pure request
-//! logic), [`list`] and [`resource`] (listing), [`watch`] (the change
+//! logic), [`list`], [`listing`] and [`resource`] (listing), [`watch`] (the change
 //! stream), [`error`] (typed errors, mapped once to `tonic::Status`).
 
 pub mod config;
 pub mod error;
 pub mod list;
+pub mod listing;
 pub mod mask;
 pub mod resource;
 pub mod service;

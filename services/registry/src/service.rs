@@ -18,9 +18,10 @@ use zgc_server::REVISION_HEADER;
 use zgc_store::{RequestKey, Store, StoreError, Write, WriteOutcome};
 
 use crate::error::ApiError;
-use crate::list::{Page, Query};
+use crate::list::Query;
+use crate::listing;
 use crate::mask;
-use crate::resource::{CompanyRecord, Listable, ParkRecord};
+use crate::resource::{CompanyRecord, ParkRecord};
 use crate::validate::{self, Violations};
 use crate::watch;
 
@@ -200,55 +201,6 @@ impl Registry {
             .map_err(|e| ApiError::from_store(e, entry_path))?;
         Ok((companies(outcome.entities)?, outcome.revision))
     }
-}
-
-/// One page of a listing, as of the listing's revision (the token's, or
-/// the current durable one for a first page). While nothing has been
-/// applied since that revision, `current` reads the live state (with its
-/// indexes and counters), and the page is kept only if still nothing was
-/// applied by the time it is done; otherwise the page comes from a store
-/// snapshot as of the revision.
-fn list_page<T: Listable>(
-    store: &Store,
-    q: &Query,
-    key: &PageTokenKey,
-    current: impl Fn(&Store, &Query, u64) -> std::result::Result<Page<T>, ApiError>,
-) -> std::result::Result<Page<T>, ApiError> {
-    let revision = q.as_of().unwrap_or_else(|| store.revision());
-    if store.last_applied() == revision {
-        let page = current(store, q, revision)?;
-        if store.last_applied() == revision {
-            return Ok(page);
-        }
-    }
-    let expired = |e: StoreError| match e {
-        StoreError::Compacted { .. } => ApiError::InvalidWithReason {
-            field: "page_token".into(),
-            description:
-                "the listing's revision has left the change history; list again from the first page"
-                    .into(),
-            reason: "PAGE_TOKEN_EXPIRED",
-        },
-        other => other.into(),
-    };
-    let mut snapshot = store.snapshot_at(revision, T::OF).map_err(expired)?;
-    let mut chunk = Vec::new().into_iter();
-    let entities = std::iter::from_fn(move || {
-        loop {
-            if let Some(e) = chunk.next() {
-                return Some(Ok(e));
-            }
-            match snapshot.next_chunk(1000) {
-                Ok(Some(c)) => chunk = c.into_iter(),
-                Ok(None) => return None,
-                Err(e) => return Some(Err(e)),
-            }
-        }
-    });
-    let items = entities
-        .filter_map(|r| r.map(T::from_entity).transpose())
-        .map(|r| r.map_err(expired));
-    q.page(items, None, revision, key)
 }
 
 /// What an update needs to know about a resource type.
@@ -463,45 +415,10 @@ impl RegistryService for Registry {
         )?;
         let store = self.store.clone();
         let key = self.token_key.clone();
-        let page = tokio::task::spawn_blocking(move || {
-            list_page::<ParkRecord>(&store, &q, &key, |store, q, revision| {
-                Ok(if let Some(parent) = q.pinned("parent_park") {
-                    let ids = match validate::parse_name(parent, "parks") {
-                        Some(id) => store
-                            .child_park_ids(id)
-                            .collect::<std::result::Result<Vec<_>, _>>()?,
-                        None => Vec::new(),
-                    };
-                    let items = ids
-                        .into_iter()
-                        .filter_map(|id| store.get_park(&id).transpose());
-                    q.page(items.map(|r| r.map(ParkRecord)), None, revision, &key)?
-                } else if q.is_plain_name_scan() {
-                    let after = q
-                        .resume_name()
-                        .and_then(|n| n.strip_prefix("parks/"))
-                        .map(str::to_owned);
-                    let total = store.park_count()?;
-                    q.page(
-                        store
-                            .parks_after(after.as_deref())
-                            .map(|r| r.map(ParkRecord)),
-                        Some(total),
-                        revision,
-                        &key,
-                    )?
-                } else {
-                    q.page(
-                        store.parks_after(None).map(|r| r.map(ParkRecord)),
-                        None,
-                        revision,
-                        &key,
-                    )?
-                })
-            })
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+        let page =
+            tokio::task::spawn_blocking(move || listing::page::<ParkRecord>(&store, &q, &key))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))??;
         Ok(Response::new(ListParksResponse {
             parks: page.items.into_iter().map(|p| p.0).collect(),
             next_page_token: page.next_page_token,
@@ -599,53 +516,10 @@ impl RegistryService for Registry {
         )?;
         let store = self.store.clone();
         let key = self.token_key.clone();
-        let page = tokio::task::spawn_blocking(move || {
-            list_page::<CompanyRecord>(&store, &q, &key, |store, q, revision| {
-                let indexed = q
-                    .pinned("park")
-                    .map(|p| (p, "parks"))
-                    .or_else(|| q.pinned("parent_company").map(|p| (p, "companies")));
-                Ok(if let Some((target, collection)) = indexed {
-                    let ids = match validate::parse_name(target, collection) {
-                        Some(id) if collection == "parks" => store
-                            .company_ids_in_park(id)
-                            .collect::<std::result::Result<Vec<_>, _>>(
-                        )?,
-                        Some(id) => store
-                            .branch_ids(id)
-                            .collect::<std::result::Result<Vec<_>, _>>()?,
-                        None => Vec::new(),
-                    };
-                    let items = ids
-                        .into_iter()
-                        .filter_map(|id| store.get_company(&id).transpose());
-                    q.page(items.map(|r| r.map(CompanyRecord)), None, revision, &key)?
-                } else if q.is_plain_name_scan() {
-                    let after = q
-                        .resume_name()
-                        .and_then(|n| n.strip_prefix("companies/"))
-                        .map(str::to_owned);
-                    let total = store.company_count()?;
-                    q.page(
-                        store
-                            .companies_after(after.as_deref())
-                            .map(|r| r.map(CompanyRecord)),
-                        Some(total),
-                        revision,
-                        &key,
-                    )?
-                } else {
-                    q.page(
-                        store.companies_after(None).map(|r| r.map(CompanyRecord)),
-                        None,
-                        revision,
-                        &key,
-                    )?
-                })
-            })
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+        let page =
+            tokio::task::spawn_blocking(move || listing::page::<CompanyRecord>(&store, &q, &key))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))??;
         Ok(Response::new(ListCompaniesResponse {
             companies: page.items.into_iter().map(|c| c.0).collect(),
             next_page_token: page.next_page_token,

@@ -1,0 +1,142 @@
+//! Where list pages come from: the live state (with its indexes and
+//! counters) when nothing has changed since the listing's revision, else a
+//! store snapshot as of that revision. The paging logic itself is in
+//! [`crate::list`].
+
+use zgc_query::PageTokenKey;
+use zgc_store::{Store, StoreError};
+
+use crate::error::ApiError;
+use crate::list::{Page, Query};
+use crate::resource::{CompanyRecord, Listable, ParkRecord};
+use crate::validate;
+
+type Ids = Result<Vec<String>, StoreError>;
+type Items<T> = Box<dyn Iterator<Item = Result<T, StoreError>>>;
+
+/// A listable resource and how the store holds it.
+pub trait Stored: Listable {
+    /// The IDs a reference index gives for the filter's pinned reference
+    /// field, if it pins one.
+    fn indexed(store: &Store, q: &Query) -> Option<Ids>;
+    /// One by ID.
+    fn get(store: &Store, id: &str) -> Result<Option<Self>, StoreError>;
+    /// All, in name order, after the name `after`.
+    fn scan_after(store: &Store, after: Option<&str>) -> Items<Self>;
+    /// How many there are.
+    fn count(store: &Store) -> Result<u64, StoreError>;
+}
+
+fn ids(q: &Query, field: &str, collection: &str, lookup: impl FnOnce(&str) -> Ids) -> Option<Ids> {
+    let target = q.pinned(field)?;
+    Some(validate::parse_name(target, collection).map_or(Ok(Vec::new()), lookup))
+}
+
+impl Stored for ParkRecord {
+    fn indexed(store: &Store, q: &Query) -> Option<Ids> {
+        ids(q, "parent_park", "parks", |id| {
+            store.child_park_ids(id).collect()
+        })
+    }
+    fn get(store: &Store, id: &str) -> Result<Option<Self>, StoreError> {
+        Ok(store.get_park(id)?.map(ParkRecord))
+    }
+    fn scan_after(store: &Store, after: Option<&str>) -> Items<Self> {
+        let after = after.and_then(|n| n.strip_prefix("parks/"));
+        Box::new(store.parks_after(after).map(|r| r.map(ParkRecord)))
+    }
+    fn count(store: &Store) -> Result<u64, StoreError> {
+        store.park_count()
+    }
+}
+
+impl Stored for CompanyRecord {
+    fn indexed(store: &Store, q: &Query) -> Option<Ids> {
+        ids(q, "park", "parks", |id| {
+            store.company_ids_in_park(id).collect()
+        })
+        .or_else(|| {
+            ids(q, "parent_company", "companies", |id| {
+                store.branch_ids(id).collect()
+            })
+        })
+    }
+    fn get(store: &Store, id: &str) -> Result<Option<Self>, StoreError> {
+        Ok(store.get_company(id)?.map(CompanyRecord))
+    }
+    fn scan_after(store: &Store, after: Option<&str>) -> Items<Self> {
+        let after = after.and_then(|n| n.strip_prefix("companies/"));
+        Box::new(store.companies_after(after).map(|r| r.map(CompanyRecord)))
+    }
+    fn count(store: &Store) -> Result<u64, StoreError> {
+        store.company_count()
+    }
+}
+
+/// A page from the live state, which is the state at `revision`.
+fn live<T: Stored>(
+    store: &Store,
+    q: &Query,
+    revision: u64,
+    key: &PageTokenKey,
+) -> Result<Page<T>, ApiError> {
+    if let Some(ids) = T::indexed(store, q) {
+        let items = ids?
+            .into_iter()
+            .filter_map(|id| T::get(store, &id).transpose());
+        return Ok(q.page(items, None, revision, key)?);
+    }
+    if q.is_plain_name_scan() {
+        let total = T::count(store)?;
+        return Ok(q.page(
+            T::scan_after(store, q.resume_name()),
+            Some(total),
+            revision,
+            key,
+        )?);
+    }
+    Ok(q.page(T::scan_after(store, None), None, revision, key)?)
+}
+
+/// One page of a listing, as of the listing's revision (the token's, or
+/// the current durable one for a first page). While nothing has been
+/// applied since that revision the page is read from the live state, and
+/// kept only if still nothing was applied by the time it is done;
+/// otherwise it comes from a store snapshot as of the revision.
+pub fn page<T: Stored>(store: &Store, q: &Query, key: &PageTokenKey) -> Result<Page<T>, ApiError> {
+    let revision = q.as_of().unwrap_or_else(|| store.revision());
+    if store.last_applied() == revision {
+        let page = live(store, q, revision, key)?;
+        if store.last_applied() == revision {
+            return Ok(page);
+        }
+    }
+    let expired = |e: StoreError| match e {
+        StoreError::Compacted { .. } => ApiError::InvalidWithReason {
+            field: "page_token".into(),
+            description:
+                "the listing's revision has left the change history; list again from the first page"
+                    .into(),
+            reason: "PAGE_TOKEN_EXPIRED",
+        },
+        other => other.into(),
+    };
+    let mut snapshot = store.snapshot_at(revision, T::OF).map_err(expired)?;
+    let mut chunk = Vec::new().into_iter();
+    let entities = std::iter::from_fn(move || {
+        loop {
+            if let Some(e) = chunk.next() {
+                return Some(Ok(e));
+            }
+            match snapshot.next_chunk(1000) {
+                Ok(Some(c)) => chunk = c.into_iter(),
+                Ok(None) => return None,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    });
+    let items = entities
+        .filter_map(|r| r.map(T::from_entity).transpose())
+        .map(|r| r.map_err(expired));
+    q.page(items, None, revision, key)
+}
