@@ -18,7 +18,7 @@ use zgc_server::REVISION_HEADER;
 use zgc_store::{RequestKey, Store, StoreError, Write, WriteOutcome};
 
 use crate::error::ApiError;
-use crate::list::Query;
+use crate::list::{Page, Query};
 use crate::listing;
 use crate::mask;
 use crate::resource::{CompanyRecord, ParkRecord};
@@ -200,6 +200,25 @@ impl Registry {
             .await
             .map_err(|e| ApiError::from_store(e, entry_path))?;
         Ok((companies(outcome.entities)?, outcome.revision))
+    }
+}
+
+impl Registry {
+    /// One page of a `List*` call: validates the request fields, then
+    /// reads the page off the async runtime (it may scan).
+    async fn list<T: listing::Stored>(
+        &self,
+        page_size: i32,
+        page_token: &str,
+        filter: &str,
+        order_by: &str,
+    ) -> std::result::Result<Page<T>, ApiError> {
+        let q = Query::parse::<T>(page_size, page_token, filter, order_by, &self.token_key)?;
+        let store = self.store.clone();
+        let key = self.token_key.clone();
+        tokio::task::spawn_blocking(move || listing::page::<T>(&store, &q, &key))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
     }
 }
 
@@ -406,19 +425,9 @@ impl RegistryService for Registry {
 
     async fn list_parks(&self, request: Request<ListParksRequest>) -> Result<ListParksResponse> {
         let req = request.into_inner();
-        let q = Query::parse::<ParkRecord>(
-            req.page_size,
-            &req.page_token,
-            &req.filter,
-            &req.order_by,
-            &self.token_key,
-        )?;
-        let store = self.store.clone();
-        let key = self.token_key.clone();
-        let page =
-            tokio::task::spawn_blocking(move || listing::page::<ParkRecord>(&store, &q, &key))
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))??;
+        let page = self
+            .list::<ParkRecord>(req.page_size, &req.page_token, &req.filter, &req.order_by)
+            .await?;
         Ok(Response::new(ListParksResponse {
             parks: page.items.into_iter().map(|p| p.0).collect(),
             next_page_token: page.next_page_token,
@@ -507,19 +516,9 @@ impl RegistryService for Registry {
         request: Request<ListCompaniesRequest>,
     ) -> Result<ListCompaniesResponse> {
         let req = request.into_inner();
-        let q = Query::parse::<CompanyRecord>(
-            req.page_size,
-            &req.page_token,
-            &req.filter,
-            &req.order_by,
-            &self.token_key,
-        )?;
-        let store = self.store.clone();
-        let key = self.token_key.clone();
-        let page =
-            tokio::task::spawn_blocking(move || listing::page::<CompanyRecord>(&store, &q, &key))
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))??;
+        let page = self
+            .list::<CompanyRecord>(req.page_size, &req.page_token, &req.filter, &req.order_by)
+            .await?;
         Ok(Response::new(ListCompaniesResponse {
             companies: page.items.into_iter().map(|c| c.0).collect(),
             next_page_token: page.next_page_token,
