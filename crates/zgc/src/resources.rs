@@ -142,8 +142,38 @@ pub async fn run(kind: Kind, command: Resource, g: &Global) -> Result<(), CliErr
                 .into_inner();
             print_entity(g.output, &wrap_company(c))
         }
-        (Kind::Parks, Resource::List(l)) => list_parks(&mut r, l, g.output).await,
-        (Kind::Companies, Resource::List(l)) => list_companies(&mut r, l, g.output).await,
+        (Kind::Parks, Resource::List(l)) => {
+            let (filter, order_by) = (
+                l.filter.clone().unwrap_or_default(),
+                l.order_by.clone().unwrap_or_default(),
+            );
+            list_pages(&l, g.output, async |page_token| {
+                let req = ListParksRequest {
+                    page_size: l.page_size,
+                    page_token,
+                    filter: filter.clone(),
+                    order_by: order_by.clone(),
+                };
+                Ok(r.list_parks(req).await?.into_inner())
+            })
+            .await
+        }
+        (Kind::Companies, Resource::List(l)) => {
+            let (filter, order_by) = (
+                l.filter.clone().unwrap_or_default(),
+                l.order_by.clone().unwrap_or_default(),
+            );
+            list_pages(&l, g.output, async |page_token| {
+                let req = ListCompaniesRequest {
+                    page_size: l.page_size,
+                    page_token,
+                    filter: filter.clone(),
+                    order_by: order_by.clone(),
+                };
+                Ok(r.list_companies(req).await?.into_inner())
+            })
+            .await
+        }
         (
             Kind::Parks,
             Resource::Create(Create {
@@ -247,57 +277,60 @@ pub async fn run(kind: Kind, command: Resource, g: &Global) -> Result<(), CliErr
     }
 }
 
-type Client = registry_service_client::RegistryServiceClient<tonic::transport::Channel>;
+/// A page of a `List*` response.
+trait ListPage: json::Named {
+    /// What is listed, for the count line.
+    const NOUN: &'static str;
+    /// The page as a table, and how many items it has.
+    fn table(&self) -> (Table, usize);
+    fn total(&self) -> i32;
+    fn next(&self) -> &str;
+}
 
-async fn list_parks(r: &mut Client, l: List, output: Output) -> Result<(), CliError> {
-    let mut token = l.page_token.unwrap_or_default();
-    loop {
-        let page = r
-            .list_parks(ListParksRequest {
-                page_size: l.page_size,
-                page_token: token,
-                filter: l.filter.clone().unwrap_or_default(),
-                order_by: l.order_by.clone().unwrap_or_default(),
-            })
-            .await?
-            .into_inner();
-        match output {
-            Output::Json => print_json(&page)?,
-            Output::Table => {
-                println!("{}", park_rows(&page.parks));
-                eprintln!("{} of {} parks", page.parks.len(), page.total_size);
-            }
-        }
-        token = page.next_page_token;
-        if token.is_empty() || !l.all {
-            if !token.is_empty() && output == Output::Table {
-                eprintln!("more: --page-token {token}");
-            }
-            return Ok(());
-        }
+impl ListPage for ListParksResponse {
+    const NOUN: &'static str = "parks";
+    fn table(&self) -> (Table, usize) {
+        (park_rows(&self.parks), self.parks.len())
+    }
+    fn total(&self) -> i32 {
+        self.total_size
+    }
+    fn next(&self) -> &str {
+        &self.next_page_token
     }
 }
 
-async fn list_companies(r: &mut Client, l: List, output: Output) -> Result<(), CliError> {
-    let mut token = l.page_token.unwrap_or_default();
+impl ListPage for ListCompaniesResponse {
+    const NOUN: &'static str = "companies";
+    fn table(&self) -> (Table, usize) {
+        (company_rows(&self.companies), self.companies.len())
+    }
+    fn total(&self) -> i32 {
+        self.total_size
+    }
+    fn next(&self) -> &str {
+        &self.next_page_token
+    }
+}
+
+/// Prints pages fetched by `fetch(page_token)`: one, or all with `--all`.
+async fn list_pages<R: ListPage>(
+    l: &List,
+    output: Output,
+    mut fetch: impl AsyncFnMut(String) -> Result<R, CliError>,
+) -> Result<(), CliError> {
+    let mut token = l.page_token.clone().unwrap_or_default();
     loop {
-        let page = r
-            .list_companies(ListCompaniesRequest {
-                page_size: l.page_size,
-                page_token: token,
-                filter: l.filter.clone().unwrap_or_default(),
-                order_by: l.order_by.clone().unwrap_or_default(),
-            })
-            .await?
-            .into_inner();
+        let page = fetch(token).await?;
         match output {
             Output::Json => print_json(&page)?,
             Output::Table => {
-                println!("{}", company_rows(&page.companies));
-                eprintln!("{} of {} companies", page.companies.len(), page.total_size);
+                let (table, n) = page.table();
+                println!("{table}");
+                eprintln!("{n} of {} {}", page.total(), R::NOUN);
             }
         }
-        token = page.next_page_token;
+        token = page.next().to_string();
         if token.is_empty() || !l.all {
             if !token.is_empty() && output == Output::Table {
                 eprintln!("more: --page-token {token}");
