@@ -27,6 +27,27 @@ pub async fn signal() {
     }
 }
 
+/// Keeps SIGXFSZ from killing the process: a write beyond the file-size
+/// limit (`ulimit -f`, RLIMIT_FSIZE) then fails with an I/O error the
+/// store reports and recovers from, like a full disk. Call once, inside
+/// the runtime.
+pub fn survive_file_size_limit() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::from_raw(libc::SIGXFSZ)) {
+            Ok(mut xfsz) => {
+                tokio::spawn(async move {
+                    while xfsz.recv().await.is_some() {
+                        tracing::warn!("a write went beyond the file-size limit (SIGXFSZ)");
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot handle SIGXFSZ"),
+        }
+    }
+}
+
 /// The shutdown choreography every zgc server follows: when the external
 /// signal fires, health turns NOT_SERVING, long-lived streams are told to
 /// end ([`Lifecycle::stop_token`]), the server stops accepting and drains

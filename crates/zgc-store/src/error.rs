@@ -84,16 +84,46 @@ pub enum StoreError {
         /// The data directory.
         path: String,
     },
-    /// sled failed (I/O error, disk full, ...).
+    /// The data directory could not be opened (missing permissions, not
+    /// a directory, disk full, ...).
+    #[error("cannot open the data directory {path}: {source}")]
+    Open {
+        /// The data directory.
+        path: String,
+        /// What failed.
+        source: Box<StoreError>,
+    },
+    /// sled failed other than by I/O (e.g. it found its files corrupt).
     #[error("storage error: {0}")]
-    Storage(#[from] sled::Error),
-    /// An I/O error outside sled (fsync).
+    Storage(sled::Error),
+    /// An I/O error: disk full, file too large, device error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     /// Stored bytes do not decode.
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// Storage failed and the store is reopening; nothing was written.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// The store is shut down.
     #[error("the store is shut down")]
     Closed,
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        match e {
+            // sled prints I/O errors with Debug; keep the plain message.
+            sled::Error::Io(io) => Self::Io(io),
+            other => Self::Storage(other),
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether the storage itself failed, so the open database can no
+    /// longer be trusted (sled stops taking writes after an I/O error).
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(self, Self::Storage(_) | Self::Io(_))
+    }
 }

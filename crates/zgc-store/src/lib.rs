@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use error::StoreError;
 pub use read::{ChangeBatch, EntityIter};
 pub use snapshot::{Snapshot, SnapshotOf};
+
 use zgc_proto::registry::v1::{Company, Entity, Park};
 
 /// How a write is made durable before it is acknowledged.
@@ -166,24 +167,57 @@ pub(crate) struct Trees {
     meta: sled::Tree,
 }
 
+/// One opening of the sled database: a *generation*. A storage failure
+/// ends it; the writer then opens the next one (see [`StoreStatus`]).
 pub(crate) struct Shared {
     trees: Trees,
+    /// Counts openings of the database in this process.
+    generation: u64,
     /// Held for writing while a transaction applies, for reading by a
     /// snapshot chunk: a chunk sees the state of exactly one revision.
     apply_lock: RwLock<()>,
     /// The last revision applied (committed in memory, maybe not durable).
     applied: AtomicU64,
+}
+
+/// Whether the store can serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreStatus {
+    /// Open: reads and writes work.
+    Ready,
+    /// Making writes durable failed (disk full, I/O error). Every call
+    /// fails with [`StoreError::Unavailable`] while the writer reopens the
+    /// database from what is durable on disk, retrying with backoff until
+    /// the disk takes writes again. The text says why.
+    Recovering(String),
+}
+
+/// What every handle and the writer share, across generations.
+pub(crate) struct Inner {
+    /// The open generation; `None` while recovering.
+    current: RwLock<Option<Arc<Shared>>>,
     /// The last durable revision; watchers follow it.
     durable: watch::Sender<u64>,
+    status: watch::Sender<StoreStatus>,
     compact_revision: AtomicU64,
     store_id: String,
     page_token_secret: [u8; 32],
 }
 
+impl Inner {
+    pub(crate) fn install(&self, shared: Option<Arc<Shared>>) {
+        let mut current = match self.current.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *current = shared;
+    }
+}
+
 /// A handle to the open store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    shared: Arc<Shared>,
+    inner: Arc<Inner>,
     jobs: mpsc::Sender<Msg>,
     writer: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
@@ -194,21 +228,54 @@ const QUEUE_DEPTH: usize = 1024;
 impl Store {
     /// Opens (or creates) the store. Fails when another process holds it.
     pub fn open(config: StoreConfig) -> Result<Self, StoreError> {
-        let (shared, durability) = writer::open(&config)?;
-        let shared = Arc::new(shared);
+        let opened = writer::open(&config, 1)?;
+
+        let inner = Arc::new(Inner {
+            current: RwLock::new(None),
+            durable: watch::channel(opened.revision).0,
+            status: watch::channel(StoreStatus::Ready).0,
+            compact_revision: AtomicU64::new(opened.compact_revision),
+            store_id: opened.store_id.clone(),
+            page_token_secret: opened.page_token_secret,
+        });
         let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
-        let handle = writer::spawn(
-            shared.clone(),
-            rx,
-            durability,
-            config.retention.max(1),
-            &config.path,
-        )?;
+        let handle = writer::spawn(inner.clone(), opened, rx, config)?;
         Ok(Self {
-            shared,
+            inner,
             jobs,
             writer: Arc::new(std::sync::Mutex::new(Some(handle))),
         })
+    }
+
+    /// The open generation, or [`StoreError::Unavailable`] while the store
+    /// recovers from a storage failure.
+    pub(crate) fn shared(&self) -> Result<Arc<Shared>, StoreError> {
+        let current = match self.inner.current.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match current.as_ref() {
+            Some(shared) => Ok(shared.clone()),
+            None => Err(StoreError::Unavailable(self.recovering_reason())),
+        }
+    }
+
+    /// The open generation if it is still `generation`.
+    pub(crate) fn shared_of(&self, generation: u64) -> Result<Arc<Shared>, StoreError> {
+        let shared = self.shared()?;
+        if shared.generation != generation {
+            return Err(StoreError::Unavailable(
+                "the store was reopened after a storage failure; start again".into(),
+            ));
+        }
+        Ok(shared)
+    }
+
+    fn recovering_reason(&self) -> String {
+        match &*self.inner.status.borrow() {
+            StoreStatus::Recovering(why) => why.clone(),
+            StoreStatus::Ready => "the store is reopening".into(),
+        }
     }
 
     /// Applies a write; returns once it is durable (per the configured
@@ -224,33 +291,38 @@ impl Store {
 
     /// The last durable revision.
     pub fn revision(&self) -> u64 {
-        *self.shared.durable.borrow()
+        *self.inner.durable.borrow()
     }
 
     /// Follows the durable revision.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.shared.durable.subscribe()
+        self.inner.durable.subscribe()
+    }
+
+    /// Follows whether the store can serve.
+    pub fn status(&self) -> watch::Receiver<StoreStatus> {
+        self.inner.status.subscribe()
     }
 
     /// Every revision up to and including this one has left the change log.
     pub fn compact_revision(&self) -> u64 {
-        self.shared.compact_revision.load(Ordering::Acquire)
+        self.inner.compact_revision.load(Ordering::Acquire)
     }
 
     /// The store's identity, new for every fresh data directory.
     pub fn store_id(&self) -> &str {
-        &self.shared.store_id
+        &self.inner.store_id
     }
 
     /// The secret page tokens are signed with (kept in the store, so tokens
     /// survive restarts).
     pub fn page_token_secret(&self) -> [u8; 32] {
-        self.shared.page_token_secret
+        self.inner.page_token_secret
     }
 
     /// The size of the database files.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.shared.trees.db.size_on_disk()?)
+        Ok(self.shared()?.trees.db.size_on_disk()?)
     }
 
     /// Waits (up to `timeout`) until this is the last handle to the store,
@@ -259,7 +331,7 @@ impl Store {
     /// are finishing; returns whether they all went.
     pub async fn wait_until_last(&self, timeout: std::time::Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
-        while Arc::strong_count(&self.shared) > 1 {
+        while Arc::strong_count(&self.inner) > 1 {
             if tokio::time::Instant::now() >= deadline {
                 return false;
             }

@@ -13,7 +13,7 @@ use crate::{Store, StoreError};
 
 /// Decodes stored entities of one kind as a scan goes.
 pub struct EntityIter<T> {
-    inner: sled::Iter,
+    inner: Result<sled::Iter, Option<StoreError>>,
     decode: fn(&[u8]) -> Result<T, StoreError>,
     _kind: PhantomData<T>,
 }
@@ -22,7 +22,11 @@ impl<T> Iterator for EntityIter<T> {
     type Item = Result<T, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let item = self.inner.next()?;
+        let item = match &mut self.inner {
+            Ok(iter) => iter.next()?,
+            // The store was unavailable: say so once, then end.
+            Err(e) => return e.take().map(Err),
+        };
         Some(
             item.map_err(StoreError::from)
                 .and_then(|(_, v)| (self.decode)(&v)),
@@ -52,7 +56,7 @@ fn after(id: Option<&str>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
 impl Store {
     /// The park with this ID.
     pub fn get_park(&self, id: &str) -> Result<Option<Park>, StoreError> {
-        self.shared
+        self.shared()?
             .trees
             .parks
             .get(id)?
@@ -62,7 +66,7 @@ impl Store {
 
     /// The company with this ID.
     pub fn get_company(&self, id: &str) -> Result<Option<Company>, StoreError> {
-        self.shared
+        self.shared()?
             .trees
             .companies
             .get(id)?
@@ -73,7 +77,10 @@ impl Store {
     /// Parks in ID order, starting after `after_id`.
     pub fn parks_after(&self, after_id: Option<&str>) -> EntityIter<Park> {
         EntityIter {
-            inner: self.shared.trees.parks.range(after(after_id)),
+            inner: self
+                .shared()
+                .map(|s| s.trees.parks.range(after(after_id)))
+                .map_err(Some),
             decode: codec::decode_park,
             _kind: PhantomData,
         }
@@ -82,7 +89,10 @@ impl Store {
     /// Companies in ID order, starting after `after_id`.
     pub fn companies_after(&self, after_id: Option<&str>) -> EntityIter<Company> {
         EntityIter {
-            inner: self.shared.trees.companies.range(after(after_id)),
+            inner: self
+                .shared()
+                .map(|s| s.trees.companies.range(after(after_id)))
+                .map_err(Some),
             decode: codec::decode_company,
             _kind: PhantomData,
         }
@@ -95,15 +105,18 @@ impl Store {
     ) -> impl Iterator<Item = Result<String, StoreError>> + use<> {
         let prefix = keys::index_prefix(tag, target);
         let skip = prefix.len();
-        self.shared
-            .trees
-            .index
-            .scan_prefix(prefix)
-            .keys()
+        let (found, unavailable) = match self.shared() {
+            Ok(s) => (Some(s.trees.index.scan_prefix(prefix).keys()), None),
+            Err(e) => (None, Some(Err(e))),
+        };
+        found
+            .into_iter()
+            .flatten()
             .map(move |k| {
                 let k = k?;
                 Ok(String::from_utf8_lossy(&k[skip..]).into_owned())
             })
+            .chain(unavailable)
     }
 
     /// IDs of the companies whose `park` is `parks/{park_id}`, in ID order.
@@ -132,7 +145,7 @@ impl Store {
 
     fn counter(&self, key: &[u8]) -> Result<u64, StoreError> {
         Ok(self
-            .shared
+            .shared()?
             .trees
             .meta
             .get(key)?
@@ -178,7 +191,8 @@ impl Store {
         }
         let range = keys::change_key(rev, event)..keys::change_key(durable + 1, 0);
         let mut expected = (rev, event);
-        for item in self.shared.trees.changes.range(range) {
+        let shared = self.shared()?;
+        for item in shared.trees.changes.range(range) {
             let (key, value) = item?;
             let Some(at) = keys::parse_change_key(&key) else {
                 return Err(StoreError::Corrupt("malformed change-log key".into()));
@@ -216,11 +230,7 @@ impl Store {
 
     /// The last revision applied: committed, and visible to reads, though
     /// perhaps not yet durable.
-    pub fn last_applied(&self) -> u64 {
-        self.applied_revision()
-    }
-
-    pub(crate) fn applied_revision(&self) -> u64 {
-        self.shared.applied.load(Ordering::Acquire)
+    pub fn last_applied(&self) -> Result<u64, StoreError> {
+        Ok(self.shared()?.applied.load(Ordering::Acquire))
     }
 }

@@ -54,6 +54,9 @@ pub enum SnapshotOf {
 /// A snapshot being read; see the module docs for why it is consistent.
 pub struct Snapshot {
     store: Store,
+    /// The store generation every chunk must come from: after a reopen,
+    /// revisions that were never durable may read differently.
+    generation: Result<u64, Option<StoreError>>,
     revision: u64,
     of: SnapshotOf,
     phase: Phase,
@@ -66,6 +69,7 @@ impl Store {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             store: self.clone(),
+            generation: self.shared().map(|s| s.generation).map_err(Some),
             revision: self.revision(),
             of: SnapshotOf::Everything,
             phase: Phase::Scan(Kind::Park),
@@ -85,6 +89,7 @@ impl Store {
         }
         Ok(Snapshot {
             store: self.clone(),
+            generation: Ok(self.shared()?.generation),
             revision,
             of,
             phase: Phase::Scan(if of == SnapshotOf::Companies {
@@ -126,7 +131,8 @@ impl Snapshot {
     }
 
     fn scan(&mut self, kind: Kind, max: usize) -> Result<Vec<Entity>, StoreError> {
-        let trees = &self.store.shared.trees;
+        let shared = self.shared()?;
+        let trees = &shared.trees;
         let tree = match kind {
             Kind::Park => &trees.parks,
             Kind::Company => &trees.companies,
@@ -138,13 +144,11 @@ impl Snapshot {
         let mut raw = Vec::with_capacity(max);
         let read_at;
         {
-            let _guard = self
-                .store
-                .shared
+            let _guard = shared
                 .apply_lock
                 .read()
                 .map_err(|_| StoreError::Corrupt("apply lock poisoned".into()))?;
-            read_at = self.store.applied_revision();
+            read_at = shared.applied.load(std::sync::atomic::Ordering::Acquire);
             for item in tree.range((lower, Bound::Unbounded)).take(max) {
                 raw.push(item?);
             }
@@ -187,6 +191,15 @@ impl Snapshot {
         Ok(out)
     }
 
+    fn shared(&mut self) -> Result<std::sync::Arc<crate::Shared>, StoreError> {
+        match &mut self.generation {
+            Ok(generation) => self.store.shared_of(*generation),
+            Err(e) => Err(e
+                .take()
+                .unwrap_or_else(|| StoreError::Unavailable("the store was unavailable".into()))),
+        }
+    }
+
     fn read_at_for(&self, kind: Kind, key: &[u8]) -> u64 {
         self.marks
             .get(&kind)
@@ -219,7 +232,8 @@ impl Snapshot {
         let mut first: BTreeMap<(Kind, String), (u64, Option<Entity>)> = BTreeMap::new();
         let range = keys::change_key(self.revision + 1, 0)..keys::change_key(last + 1, 0);
         let mut seen_revision = self.revision;
-        for item in self.store.shared.trees.changes.range(range) {
+        let shared = self.shared()?;
+        for item in shared.trees.changes.range(range) {
             let (key, value) = item?;
             let (rev, _) = keys::parse_change_key(&key)
                 .ok_or_else(|| StoreError::Corrupt("malformed change-log key".into()))?;

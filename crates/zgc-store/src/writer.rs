@@ -3,25 +3,48 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 use std::time::SystemTime;
 
 use prost_types::Timestamp;
 use rand::RngCore;
 use sled::Transactional;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::keys::{self, decode_u64};
 use crate::plan::{self, Plan, WriteSet};
-use crate::{Durability, Job, Msg, Shared, StoreConfig, StoreError, Trees, WriteOutcome};
+use crate::{
+    Durability, Inner, Job, Msg, Shared, StoreConfig, StoreError, StoreStatus, Trees, WriteOutcome,
+};
 
 /// The most writes made durable by one flush.
 const MAX_GROUP: usize = 512;
 /// The most change-log revisions dropped by one compaction step.
 const COMPACT_STEP: u64 = 256;
 
-pub(crate) fn open(config: &StoreConfig) -> Result<(Shared, Durability), StoreError> {
+/// A freshly opened generation and what it read from disk.
+pub(crate) struct Opened {
+    pub(crate) shared: Shared,
+    pub(crate) log_file: File,
+    pub(crate) revision: u64,
+    pub(crate) compact_revision: u64,
+    pub(crate) store_id: String,
+    pub(crate) page_token_secret: [u8; 32],
+}
+
+pub(crate) fn open(config: &StoreConfig, generation: u64) -> Result<Opened, StoreError> {
+    open_generation(config, generation).map_err(|e| match e {
+        e @ (StoreError::Locked { .. } | StoreError::Corrupt(_)) => e,
+        other => StoreError::Open {
+            path: config.path.display().to_string(),
+            source: Box::new(other),
+        },
+    })
+}
+
+fn open_generation(config: &StoreConfig, generation: u64) -> Result<Opened, StoreError> {
     std::fs::create_dir_all(&config.path)?;
     let db = sled::Config::new()
         .path(&config.path)
@@ -33,7 +56,7 @@ pub(crate) fn open(config: &StoreConfig) -> Result<(Shared, Durability), StoreEr
                     path: config.path.display().to_string(),
                 }
             }
-            other => StoreError::Storage(other),
+            other => StoreError::from(other),
         })?;
     let trees = Trees {
         parks: db.open_tree(keys::PARKS)?,
@@ -86,28 +109,31 @@ pub(crate) fn open(config: &StoreConfig) -> Result<(Shared, Durability), StoreEr
     meta.insert(keys::META_STATE, state_value(config.durability).as_bytes())?;
     trees.db.flush()?;
     sync_dir(&config.path)?;
+    // sled keeps its whole log in this one file; fsyncing it after a flush
+    // makes the flushed log survive power loss.
+    let log_file = File::open(config.path.join("db"))?;
 
     let revision = meta
         .get(keys::META_REVISION)?
         .and_then(|v| decode_u64(&v))
         .unwrap_or(0);
-    let compact = meta
+    let compact_revision = meta
         .get(keys::META_COMPACT_REVISION)?
         .and_then(|v| decode_u64(&v))
         .unwrap_or(0);
-    let (durable, _) = watch::channel(revision);
-    Ok((
-        Shared {
+    Ok(Opened {
+        shared: Shared {
             trees,
+            generation,
             apply_lock: RwLock::new(()),
             applied: AtomicU64::new(revision),
-            durable,
-            compact_revision: AtomicU64::new(compact),
-            store_id,
-            page_token_secret: secret,
         },
-        config.durability,
-    ))
+        log_file,
+        revision,
+        compact_revision,
+        store_id,
+        page_token_secret: secret,
+    })
 }
 
 fn state_value(durability: Durability) -> String {
@@ -120,41 +146,99 @@ fn sync_dir(path: &Path) -> Result<(), StoreError> {
 }
 
 pub(crate) fn spawn(
-    shared: std::sync::Arc<Shared>,
+    inner: Arc<Inner>,
+    opened: Opened,
     rx: mpsc::Receiver<Msg>,
-    durability: Durability,
-    retention: u64,
-    path: &Path,
+    config: StoreConfig,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
-    // sled keeps its whole log in this one file; fsyncing it after a flush
-    // makes the flushed log survive power loss.
-    let log_file = File::open(path.join("db"))?;
+    let generation = Generation::install(&inner, opened);
     let writer = Writer {
-        shared,
-        durability,
-        retention,
-        log_file,
+        inner,
+        retention: config.retention.max(1),
+        config,
     };
     Ok(std::thread::Builder::new()
         .name("zgc-store-writer".into())
-        .spawn(move || writer.run(rx))?)
+        .spawn(move || writer.run(generation, rx))?)
 }
 
+/// The first pause between attempts to reopen a failed store.
+const REOPEN_BACKOFF_MIN: Duration = Duration::from_millis(20);
+/// The longest pause between attempts to reopen a failed store.
+const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 struct Writer {
-    shared: std::sync::Arc<Shared>,
-    durability: Durability,
+    inner: Arc<Inner>,
     retention: u64,
+    config: StoreConfig,
+}
+
+/// The open generation the writer writes to.
+struct Generation {
+    shared: Arc<Shared>,
     log_file: File,
 }
 
+impl Generation {
+    /// Makes `opened` the generation every handle reads from.
+    fn install(inner: &Inner, opened: Opened) -> Self {
+        let shared = Arc::new(opened.shared);
+        inner.install(Some(shared.clone()));
+        Self {
+            shared,
+            log_file: opened.log_file,
+        }
+    }
+}
+
+/// Why the writer stopped writing to its generation.
+enum Interrupt {
+    /// A clean stop was asked for.
+    Stop(oneshot::Sender<Result<(), StoreError>>),
+    /// The queue closed: every handle is gone.
+    Gone,
+    /// Making writes durable failed; the generation is unusable.
+    Failed(StoreError),
+}
+
 impl Writer {
-    fn run(self, mut rx: mpsc::Receiver<Msg>) {
-        let mut stop: Option<oneshot::Sender<Result<(), StoreError>>> = None;
-        while stop.is_none() {
+    fn run(self, mut generation: Generation, mut rx: mpsc::Receiver<Msg>) {
+        loop {
+            match self.serve(&generation, &mut rx) {
+                Interrupt::Stop(reply) => {
+                    refuse_queued(&mut rx);
+                    let _ = reply.send(mark_clean(&generation.shared));
+                    return;
+                }
+                Interrupt::Gone => return,
+                Interrupt::Failed(error) => {
+                    let next = generation.shared.generation + 1;
+                    // Let go of the failed generation: its database closes
+                    // (and its lock is released) once the last read still
+                    // holding it ends.
+                    drop(generation);
+                    match self.recover(&mut rx, &error, next) {
+                        Ok(reopened) => generation = reopened,
+                        Err(stop) => {
+                            // Nothing to mark clean: no generation is open.
+                            refuse_queued(&mut rx);
+                            let _ = stop.send(Ok(()));
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Commits groups of writes until stopped or failed.
+    fn serve(&self, generation: &Generation, rx: &mut mpsc::Receiver<Msg>) -> Interrupt {
+        loop {
             let Some(first) = rx.blocking_recv() else {
-                break;
+                return Interrupt::Gone;
             };
             let mut group = Vec::new();
+            let mut stop = None;
             match first {
                 Msg::Write(job) => group.push(*job),
                 Msg::Stop(reply) => stop = Some(reply),
@@ -166,73 +250,140 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.commit_group(group);
-            if let Err(e) = self.compact() {
+            if let Err(e) = self.commit_group(generation, group) {
+                // A stop asked for in the same breath still gets its
+                // answer: after the recovery.
+                if let Some(reply) = stop {
+                    let _ = reply.send(Err(StoreError::Unavailable(e.to_string())));
+                }
+                return Interrupt::Failed(e);
+            }
+            if let Some(reply) = stop {
+                return Interrupt::Stop(reply);
+            }
+            if let Err(e) = self.compact(&generation.shared) {
                 tracing::warn!(error = %e, "change-log compaction failed; will retry");
             }
         }
-        // Refuse anything queued after the stop.
-        rx.close();
-        while let Ok(msg) = rx.try_recv() {
-            match msg {
-                Msg::Write(job) => {
-                    let _ = job.reply.send(Err(StoreError::Closed));
+    }
+
+    /// Ends the failed generation and opens the next one from what is
+    /// durable on disk, retrying with backoff. Writes that arrive meanwhile
+    /// fail at once. Returns a stop request if one came first.
+    fn recover(
+        &self,
+        rx: &mut mpsc::Receiver<Msg>,
+        error: &StoreError,
+        generation: u64,
+    ) -> Result<Generation, oneshot::Sender<Result<(), StoreError>>> {
+        let reason = format!("{error}; the registry is reopening its store");
+        self.inner
+            .status
+            .send_replace(StoreStatus::Recovering(reason.clone()));
+        self.inner.install(None);
+        let mut backoff = REOPEN_BACKOFF_MIN;
+        loop {
+            while let Ok(msg) = rx.try_recv() {
+                match msg {
+                    Msg::Write(job) => {
+                        let _ = job.reply.send(Err(StoreError::Unavailable(reason.clone())));
+                    }
+                    Msg::Stop(reply) => return Err(reply),
                 }
-                Msg::Stop(reply) => {
-                    let _ = reply.send(Ok(()));
+            }
+            match open(&self.config, generation) {
+                Ok(opened) => {
+                    let durable_before = *self.inner.durable.borrow();
+                    if opened.revision < durable_before {
+                        tracing::error!(
+                            on_disk = opened.revision,
+                            acknowledged = durable_before,
+                            "the reopened store is behind what was acknowledged durable"
+                        );
+                    }
+                    self.inner
+                        .compact_revision
+                        .store(opened.compact_revision, Ordering::Release);
+                    let revision = opened.revision;
+                    let reopened = Generation::install(&self.inner, opened);
+                    self.inner.durable.send_replace(revision);
+                    self.inner.status.send_replace(StoreStatus::Ready);
+                    tracing::info!(
+                        generation,
+                        revision,
+                        "store reopened after a storage failure"
+                    );
+                    return Ok(reopened);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "reopening the store failed");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(REOPEN_BACKOFF_MAX);
                 }
             }
         }
-        if let Some(reply) = stop {
-            let _ = reply.send(mark_clean(&self.shared));
-        }
     }
 
-    fn commit_group(&self, group: Vec<Job>) {
+    fn commit_group(&self, generation: &Generation, group: Vec<Job>) -> Result<(), StoreError> {
         if group.is_empty() {
-            return;
+            return Ok(());
         }
         type Reply = oneshot::Sender<Result<WriteOutcome, StoreError>>;
         let mut answers: Vec<(Reply, Result<WriteOutcome, StoreError>)> =
             Vec::with_capacity(group.len());
         let mut wrote = false;
         for Job { write, reply } in group {
-            let result = self.apply(write);
+            let result = self.apply(&generation.shared, write);
             wrote |= matches!(&result, Ok(o) if !o.replayed);
             answers.push((reply, result));
         }
         // Every answer, errors included, waits for durability: an error may
         // stem from a write earlier in this group, which must not be
         // reported before it is durable.
-        let durable = self.make_durable();
+        // A write that failed in storage (not in its own logic) means sled
+        // has stopped taking writes: the generation is over.
+        let failed_in_storage = answers.iter().find_map(|(_, r)| match r {
+            Err(e) if e.is_storage_failure() => Some(e.to_string()),
+            _ => None,
+        });
+        let durable = match failed_in_storage {
+            Some(e) => Err(StoreError::Io(std::io::Error::other(e))),
+            None => self.make_durable(generation),
+        };
         match durable {
             Ok(()) => {
-                let applied = self.shared.applied.load(Ordering::Acquire);
+                let applied = generation.shared.applied.load(Ordering::Acquire);
                 if wrote {
-                    self.shared.durable.send_replace(applied);
+                    self.inner.durable.send_replace(applied);
                 }
                 for (reply, result) in answers {
                     let _ = reply.send(result);
                 }
+                Ok(())
             }
             Err(e) => {
                 tracing::error!(error = %e, "making writes durable failed");
+                // No read may see the group's writes once any of them is
+                // answered: they may or may not survive the reopen.
+                self.inner.install(None);
+                let message = format!(
+                    "making the write durable failed ({e}); it may or may not have been stored: retry with the same request_id"
+                );
                 for (reply, result) in answers {
                     let answer = match result {
-                        Ok(_) => Err(StoreError::Io(std::io::Error::other(format!(
-                            "the write may not be durable: {e}"
-                        )))),
+                        Ok(_) => Err(StoreError::Unavailable(message.clone())),
                         Err(err) => Err(err),
                     };
                     let _ = reply.send(answer);
                 }
+                Err(e)
             }
         }
     }
 
-    fn apply(&self, write: crate::Write) -> Result<WriteOutcome, StoreError> {
-        let trees = &self.shared.trees;
-        let revision = self.shared.applied.load(Ordering::Acquire) + 1;
+    fn apply(&self, shared: &Shared, write: crate::Write) -> Result<WriteOutcome, StoreError> {
+        let trees = &shared.trees;
+        let revision = shared.applied.load(Ordering::Acquire) + 1;
         let plan = plan::plan(trees, write, revision, now())?;
         let (set, outcome) = match plan {
             Plan::Replay(outcome) => return Ok(outcome),
@@ -246,8 +397,7 @@ impl Writer {
             requests,
             meta,
         } = *set;
-        let _guard = self
-            .shared
+        let _guard = shared
             .apply_lock
             .write()
             .map_err(|_| StoreError::Corrupt("apply lock poisoned".into()))?;
@@ -269,20 +419,20 @@ impl Writer {
                 Ok(())
             })
             .map_err(transaction_error)?;
-        self.shared.applied.store(revision, Ordering::Release);
+        shared.applied.store(revision, Ordering::Release);
         Ok(outcome)
     }
 
-    fn make_durable(&self) -> Result<(), StoreError> {
-        match self.durability {
+    fn make_durable(&self, generation: &Generation) -> Result<(), StoreError> {
+        match self.config.durability {
             Durability::None => Ok(()),
             Durability::Flush => {
-                self.shared.trees.db.flush()?;
+                generation.shared.trees.db.flush()?;
                 Ok(())
             }
             Durability::Fsync => {
-                self.shared.trees.db.flush()?;
-                self.log_file.sync_data()?;
+                generation.shared.trees.db.flush()?;
+                generation.log_file.sync_data()?;
                 Ok(())
             }
         }
@@ -290,10 +440,10 @@ impl Writer {
 
     /// Drops the oldest change-log revisions beyond the retention, and the
     /// request IDs they answered, a bounded step at a time.
-    fn compact(&self) -> Result<(), StoreError> {
-        let trees = &self.shared.trees;
-        let applied = self.shared.applied.load(Ordering::Acquire);
-        let compact = self.shared.compact_revision.load(Ordering::Acquire);
+    fn compact(&self, shared: &Shared) -> Result<(), StoreError> {
+        let trees = &shared.trees;
+        let applied = shared.applied.load(Ordering::Acquire);
+        let compact = self.inner.compact_revision.load(Ordering::Acquire);
         let target = applied.saturating_sub(self.retention);
         if target <= compact {
             return Ok(());
@@ -325,7 +475,7 @@ impl Writer {
                 Ok(())
             })
             .map_err(transaction_error)?;
-        self.shared.compact_revision.store(upto, Ordering::Release);
+        self.inner.compact_revision.store(upto, Ordering::Release);
         Ok(())
     }
 }
@@ -333,7 +483,7 @@ impl Writer {
 /// Our transactions never abort themselves, so only storage errors occur.
 fn transaction_error(e: sled::transaction::TransactionError<()>) -> StoreError {
     match e {
-        sled::transaction::TransactionError::Storage(s) => StoreError::Storage(s),
+        sled::transaction::TransactionError::Storage(s) => StoreError::from(s),
         sled::transaction::TransactionError::Abort(()) => {
             StoreError::Corrupt("transaction aborted".into())
         }
@@ -357,4 +507,19 @@ pub(crate) fn mark_clean(shared: &Shared) -> Result<(), StoreError> {
         .insert(keys::META_STATE, b"clean".as_slice())?;
     shared.trees.db.flush()?;
     Ok(())
+}
+
+/// Answers every write still queued after the writer stopped.
+fn refuse_queued(rx: &mut mpsc::Receiver<Msg>) {
+    rx.close();
+    while let Ok(msg) = rx.try_recv() {
+        match msg {
+            Msg::Write(job) => {
+                let _ = job.reply.send(Err(StoreError::Closed));
+            }
+            Msg::Stop(reply) => {
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
 }

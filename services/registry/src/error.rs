@@ -116,9 +116,10 @@ impl ApiError {
                 format!("encodes to {bytes} bytes; at most {limit} are allowed"),
             ),
             StoreError::Closed => Self::Unavailable("the registry is shutting down".into()),
+            e @ StoreError::Unavailable(_) => Self::Unavailable(e.to_string()),
             StoreError::Io(e) => Self::Unavailable(format!("storage unavailable: {e}")),
             StoreError::Storage(e) => Self::Unavailable(format!("storage unavailable: {e}")),
-            e @ (StoreError::Corrupt(_) | StoreError::Locked { .. }) => {
+            e @ (StoreError::Corrupt(_) | StoreError::Locked { .. } | StoreError::Open { .. }) => {
                 Self::Internal(e.to_string())
             }
         }

@@ -27,7 +27,10 @@ use zgc_proto::registry::v1::registry_service_server::{RegistryServiceServer, SE
 use zgc_server::RevisionLayer;
 use zgc_server::health::Health;
 use zgc_server::shutdown::Lifecycle;
-use zgc_store::{Store, StoreConfig};
+
+use tokio_util::sync::CancellationToken;
+
+use zgc_store::{Store, StoreConfig, StoreStatus};
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +95,11 @@ pub async fn serve(
         .serve_with_incoming_shutdown(zgc_server::incoming::incoming(listener), on_signal);
 
     health.serving().await;
+    tokio::spawn(follow_store_status(
+        store.status(),
+        health.clone(),
+        stop.clone(),
+    ));
     tracing::info!("serving");
     let drain = config.drain();
     let result = lifecycle.run(server, drain).await.map_err(ServeError::from);
@@ -104,4 +112,34 @@ pub async fn serve(
     drop(store);
     tracing::info!("stopped");
     result
+}
+
+/// Health follows the store: NOT_SERVING while it reopens after a storage
+/// failure (disk full, I/O error), SERVING again once it is back, until
+/// shutdown begins.
+async fn follow_store_status(
+    mut status: tokio::sync::watch::Receiver<StoreStatus>,
+    health: Health,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = status.changed() => if changed.is_err() { return },
+        }
+        let now = status.borrow_and_update().clone();
+        if stop.is_cancelled() {
+            return;
+        }
+        match now {
+            StoreStatus::Ready => {
+                tracing::info!("store ready again: serving");
+                health.serving().await;
+            }
+            StoreStatus::Recovering(why) => {
+                tracing::error!(%why, "store failed: not serving until it reopens");
+                health.not_serving().await;
+            }
+        }
+    }
 }

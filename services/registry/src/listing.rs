@@ -105,9 +105,9 @@ fn live<T: Stored>(
 /// otherwise it comes from a store snapshot as of the revision.
 pub fn page<T: Stored>(store: &Store, q: &Query, key: &PageTokenKey) -> Result<Page<T>, ApiError> {
     let revision = q.as_of().unwrap_or_else(|| store.revision());
-    if store.last_applied() == revision {
+    if store.last_applied()? == revision {
         let page = live(store, q, revision, key)?;
-        if store.last_applied() == revision {
+        if store.last_applied()? == revision {
             return Ok(page);
         }
     }

@@ -10,25 +10,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+mod support;
+
+use support::{Client, PATIENCE};
+use tokio::process::Child;
 use tokio::sync::watch;
 use tonic::transport::Channel;
-use zgc_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use zgc_proto::registry::v1::*;
 use zgc_proto::types::v1::Location;
-
-type Client = RegistryServiceClient<Channel>;
 
 const CYCLES: usize = 20;
 const WRITERS: usize = 4;
 /// Acknowledged writes per cycle before the kill.
 const ACKS_BEFORE_KILL: usize = 30;
-const PATIENCE: Duration = Duration::from_secs(120);
 
 /// A write that was sent but not (yet) acknowledged when the kill came.
 #[derive(Debug, Clone)]
@@ -90,47 +86,8 @@ async fn settle(c: &mut Client, exp: &mut Expectations) {
 }
 
 async fn start(dir: &Path) -> (Child, Client, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zgc-registry"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn zgc-registry");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = tokio::time::timeout(PATIENCE, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if v["message"] == "listening" {
-                return v["addr"].as_str().unwrap().to_string();
-            }
-        }
-        panic!("zgc-registry exited before listening");
-    })
-    .await
-    .expect("zgc-registry did not start");
-    // Keep draining its logs so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    (
-        child,
-        RegistryServiceClient::new(channel),
-        addr.parse().unwrap(),
-    )
+    let r = support::start(dir).await;
+    (r.child, r.client, r.addr)
 }
 
 /// A TCP forwarder with a fixed address whose upstream follows the

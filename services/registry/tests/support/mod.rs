@@ -1,0 +1,143 @@
+//! Running the real `zgc-registry` binary in tests: start it on a free
+//! port, read its address from its JSON logs, and connect.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use zgc_proto::registry::v1::registry_service_client::RegistryServiceClient;
+
+/// A registry client.
+pub type Client = RegistryServiceClient<Channel>;
+
+/// How long anything may take on a loaded machine before a test fails.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+/// A running registry process.
+pub struct Running {
+    pub child: Child,
+    pub client: Client,
+    pub addr: SocketAddr,
+    pub channel: Channel,
+}
+
+impl Running {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the registry is running")
+    }
+
+    /// Waits (without polling) until the health service reports
+    /// `SERVING` for the registry.
+    pub async fn wait_serving(&self) {
+        let mut health = HealthClient::new(self.channel.clone());
+        let mut stream = health
+            .watch(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        tokio::time::timeout(PATIENCE, async {
+            while let Some(update) = stream.message().await.unwrap() {
+                if update.status == ServingStatus::Serving as i32 {
+                    return;
+                }
+            }
+            panic!("the health stream ended");
+        })
+        .await
+        .expect("the registry never became SERVING");
+    }
+}
+
+/// The registry command for `dir`, on a free port, logging JSON.
+pub fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zgc-registry"));
+    cmd.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--data-dir",
+    ])
+    .arg(dir)
+    .env("RUST_LOG", "info")
+    .stderr(Stdio::piped())
+    .stdout(Stdio::null())
+    .kill_on_drop(true);
+    cmd
+}
+
+/// Starts the registry on `dir` and connects to it.
+pub async fn start(dir: &Path) -> Running {
+    spawn(command(dir)).await
+}
+
+/// Spawns `cmd` (a registry command) and connects once it listens.
+pub async fn spawn(mut cmd: Command) -> Running {
+    let mut child = cmd.spawn().expect("spawn zgc-registry");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = tokio::time::timeout(PATIENCE, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if v["message"] == "listening" {
+                return v["addr"].as_str().unwrap().to_string();
+            }
+        }
+        panic!("zgc-registry exited before listening");
+    })
+    .await
+    .expect("zgc-registry did not start");
+    // Keep draining its logs so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    Running {
+        child,
+        client: RegistryServiceClient::new(channel.clone()),
+        addr: addr.parse().unwrap(),
+        channel,
+    }
+}
+
+/// Runs the registry on `dir` to its exit; returns whether it succeeded
+/// and everything it wrote to stderr.
+pub async fn run_to_exit(mut cmd: Command) -> (bool, String) {
+    let out = tokio::time::timeout(PATIENCE, cmd.output())
+        .await
+        .expect("zgc-registry did not exit")
+        .expect("spawn zgc-registry");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Sets the soft file-size limit (RLIMIT_FSIZE) of process `pid`, the
+/// hard limit staying unlimited: writes beyond it fail with EFBIG, the way
+/// writes to a full disk fail with ENOSPC.
+pub fn set_file_size_limit(pid: u32, soft: Option<u64>) {
+    let soft = soft.map_or("unlimited".to_string(), |b| b.to_string());
+    let status = std::process::Command::new("prlimit")
+        .arg("--pid")
+        .arg(pid.to_string())
+        .arg(format!("--fsize={soft}:unlimited"))
+        .status()
+        .expect("run prlimit (util-linux)");
+    assert!(status.success(), "prlimit failed");
+}
