@@ -13,7 +13,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use support::{Client, PATIENCE};
+use support::Client;
 use tonic::Code;
 use zgc_proto::registry::v1::*;
 use zgc_proto::types::v1::Location;
