@@ -45,7 +45,7 @@ async fn health_reports_serving_for_the_server_and_the_service() {
 #[tokio::test]
 async fn shutdown_turns_health_not_serving_first_and_keeps_every_write() {
     let dir = tempfile::tempdir().unwrap();
-    let mut r = Registry::start_in(dir.path(), |c| c.drain_secs = 30).await;
+    let mut r = Registry::start_in(dir.path(), |c| c.server.drain_secs = 30).await;
     let mut c = r.client().await;
     let created = c
         .create_company(CreateCompanyRequest {

@@ -1,14 +1,18 @@
 //! What every zgc gRPC server shares: logging setup, the health and
 //! reflection services, the `x-zgc-revision` response header, shutdown
-//! signals, and the common server flags.
+//! signals, load shedding, and the common server flags.
 //!
 //! Nothing here knows about parks, companies or storage.
 
+pub mod args;
 pub mod health;
 pub mod incoming;
+pub mod load_shed;
 pub mod reflection;
 pub mod revision_header;
 pub mod shutdown;
 pub mod telemetry;
 
+pub use args::ServerArgs;
+pub use load_shed::LoadShedLayer;
 pub use revision_header::{REVISION_HEADER, RevisionLayer};

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use zgc_server::telemetry::LogFormat;
+use zgc_server::ServerArgs;
 
 /// How writes are made durable before they are acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -56,16 +56,16 @@ pub struct Config {
     /// Largest request message accepted, in bytes.
     #[arg(long, env = "ZGC_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_message_bytes: usize,
+    /// Most WatchChanges streams open at once; more are refused with
+    /// RESOURCE_EXHAUSTED. Each holds a task and a few responses.
+    #[arg(long, env = "ZGC_MAX_WATCHERS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_watchers: u32,
     /// Seconds between progress marks on an idle WatchChanges stream.
     #[arg(long, env = "ZGC_WATCH_PROGRESS_SECS", default_value_t = 3)]
     pub watch_progress_secs: u64,
-    /// Seconds in-flight calls get to finish after SIGTERM before they are
-    /// cut off.
-    #[arg(long, env = "ZGC_DRAIN_SECS", default_value_t = 10)]
-    pub drain_secs: u64,
-    /// Log line format (filter with RUST_LOG).
-    #[arg(long, env = "ZGC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Flags every zgc server takes.
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 impl Config {
@@ -79,14 +79,14 @@ impl Config {
             retention: 1_000_000,
             cache_mb: 64,
             max_message_bytes: 16 * 1024 * 1024,
+            max_watchers: 1024,
             watch_progress_secs: 3,
-            drain_secs: 10,
-            log_format: LogFormat::Text,
+            server: ServerArgs::default(),
         }
     }
 
     /// The drain timeout.
     pub fn drain(&self) -> Duration {
-        Duration::from_secs(self.drain_secs)
+        self.server.drain()
     }
 }

@@ -49,6 +49,14 @@ pub enum ApiError {
         /// Every revision up to this one is gone.
         compact_revision: u64,
     },
+    /// A limit on what one server holds open was reached.
+    #[error("{message}")]
+    Exhausted {
+        /// Human-readable.
+        message: String,
+        /// The `ErrorInfo` reason.
+        reason: &'static str,
+    },
     /// The server is shutting down or cannot serve right now.
     #[error("{0}")]
     Unavailable(String),
@@ -173,6 +181,11 @@ impl From<ApiError> for Status {
                     "REVISION_COMPACTED",
                     HashMap::from([("compact_revision".to_string(), compact_revision.to_string())]),
                 ),
+            ),
+            ApiError::Exhausted { reason, .. } => Status::with_error_details(
+                Code::ResourceExhausted,
+                message,
+                info(reason, HashMap::new()),
             ),
             ApiError::Unavailable(_) => Status::with_error_details(
                 Code::Unavailable,

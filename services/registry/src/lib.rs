@@ -75,6 +75,7 @@ pub async fn serve(
     let stop = lifecycle.stop_token();
     let watch = watch::WatchConfig {
         progress_interval: Duration::from_secs(config.watch_progress_secs.max(1)),
+        max_watchers: usize::try_from(config.max_watchers).unwrap_or(usize::MAX),
         ..Default::default()
     };
     let registry = service::Registry::new(store.clone(), watch, stop.clone());
@@ -86,7 +87,9 @@ pub async fn serve(
     let layer = RevisionLayer::new(Arc::new(move || revision_store.revision()));
 
     let on_signal = lifecycle.on_signal(shutdown, health.clone());
-    let server = tonic::transport::Server::builder()
+    let server = config
+        .server
+        .server(config.server.load_shed())
         .layer(layer)
         .add_service(health_service)
         .add_service(reflection_v1)

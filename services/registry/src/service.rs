@@ -1,8 +1,11 @@
 //! The `zgc.registry.v1.RegistryService` handlers: thin glue between the
 //! wire (validation, masks, errors) and the store.
 
+use std::sync::Arc;
+
 use prost::Message;
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use zgc_proto::registry::v1::registry_service_server::RegistryService;
@@ -44,6 +47,8 @@ pub struct Registry {
     store: Store,
     token_key: PageTokenKey,
     watch: watch::WatchConfig,
+    /// One permit per open WatchChanges stream.
+    watchers: Arc<Semaphore>,
     shutdown: CancellationToken,
 }
 
@@ -51,10 +56,14 @@ impl Registry {
     /// A service over `store`; watch streams end when `shutdown` fires.
     pub fn new(store: Store, watch: watch::WatchConfig, shutdown: CancellationToken) -> Self {
         let token_key = PageTokenKey::new(store.page_token_secret());
+        let watchers = Arc::new(Semaphore::new(
+            watch.max_watchers.clamp(1, Semaphore::MAX_PERMITS),
+        ));
         Self {
             store,
             token_key,
             watch,
+            watchers,
             shutdown,
         }
     }
@@ -597,11 +606,21 @@ impl RegistryService for Registry {
         request: Request<WatchChangesRequest>,
     ) -> Result<Self::WatchChangesStream> {
         let start = request.into_inner().start_revision;
+        let permit = self.watchers.clone().try_acquire_owned().map_err(|_| {
+            ApiError::Exhausted {
+                message: format!(
+                    "{} WatchChanges streams are open, the most this registry serves; retry later",
+                    self.watch.max_watchers
+                ),
+                reason: "TOO_MANY_WATCHERS",
+            }
+        })?;
         let stream = watch::start(
             self.store.clone(),
             start,
             self.watch.clone(),
             self.shutdown.clone(),
+            permit,
         )?;
         let mut response = with_revision(stream, self.store.revision());
         if let Ok(id) = self.store.store_id().parse() {

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use futures::Stream;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -29,6 +29,8 @@ pub struct WatchConfig {
     pub progress_interval: Duration,
     /// The most events in one response.
     pub max_events: usize,
+    /// The most streams open at once.
+    pub max_watchers: usize,
 }
 
 impl Default for WatchConfig {
@@ -36,6 +38,7 @@ impl Default for WatchConfig {
         Self {
             progress_interval: Duration::from_secs(3),
             max_events: 500,
+            max_watchers: 1024,
         }
     }
 }
@@ -49,6 +52,7 @@ pub fn start(
     start_revision: u64,
     config: WatchConfig,
     shutdown: CancellationToken,
+    permit: OwnedSemaphorePermit,
 ) -> Result<ChangeStream, ApiError> {
     if start_revision > 0 && start_revision <= store.compact_revision() {
         return Err(ApiError::Compacted {
@@ -57,9 +61,13 @@ pub fn start(
     }
     let (tx, rx) = mpsc::channel(BUFFER);
     tokio::spawn(async move {
+        // The stream counts against the watcher limit until its task ends.
+        let _permit = permit;
         let result = tokio::select! {
             r = run(&store, start_revision, &config, &tx) => r,
             _ = shutdown.cancelled() => Err(ApiError::Unavailable("the registry is shutting down; resume from the last revision".into())),
+            // The client went away: free its place at once.
+            _ = tx.closed() => Ok(()),
         };
         if let Err(e) = result {
             // The client may be gone already; nothing more to do then.

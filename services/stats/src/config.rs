@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use zgc_server::telemetry::LogFormat;
+use zgc_server::ServerArgs;
 
 /// The stats service's configuration.
 #[derive(Debug, Clone, clap::Parser)]
@@ -34,12 +34,9 @@ pub struct Config {
     /// Largest request message accepted, in bytes.
     #[arg(long, env = "ZGC_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
     pub max_message_bytes: usize,
-    /// Seconds in-flight calls get to finish after SIGTERM.
-    #[arg(long, env = "ZGC_DRAIN_SECS", default_value_t = 10)]
-    pub drain_secs: u64,
-    /// Log line format (filter with RUST_LOG).
-    #[arg(long, env = "ZGC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// Flags every zgc server takes.
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 impl Config {
@@ -52,13 +49,12 @@ impl Config {
             stall_secs: 30,
             backoff_max_ms: 5000,
             max_message_bytes: 1024 * 1024,
-            drain_secs: 10,
-            log_format: LogFormat::Text,
+            server: ServerArgs::default(),
         }
     }
 
     /// The drain timeout.
     pub fn drain(&self) -> Duration {
-        Duration::from_secs(self.drain_secs)
+        self.server.drain()
     }
 }

@@ -65,7 +65,9 @@ pub async fn serve(
     let layer = RevisionLayer::new(Arc::new(move || revision_state.applied()));
 
     let on_signal = lifecycle.on_signal(shutdown, health.clone());
-    let server = tonic::transport::Server::builder()
+    let server = config
+        .server
+        .server(config.server.load_shed())
         .layer(layer)
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -1,0 +1,212 @@
+//! Overload: past their limit of calls in flight, the servers answer
+//! UNAVAILABLE (reason OVERLOADED, with RetryInfo) at once instead of
+//! queueing; health checks still answer; shed writes retried with their
+//! request ID land exactly once; service resumes as soon as load drops.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_types::StatusExt;
+use zgc_proto::registry::v1::*;
+use zgc_proto::stats::v1::{GetSummaryRequest, Scope, scope};
+use zgc_tests::{Registry, Stats, company, request_id};
+
+const PATIENCE: Duration = Duration::from_secs(120);
+
+fn is_overloaded(status: &tonic::Status) -> bool {
+    status.code() == Code::Unavailable
+        && status
+            .get_details_error_info()
+            .is_some_and(|info| info.reason == "OVERLOADED" && info.domain == "zgc.dev")
+}
+
+fn summary(min_revision: u64) -> tonic::Request<GetSummaryRequest> {
+    let mut request = tonic::Request::new(GetSummaryRequest {
+        scope: Some(Scope {
+            selector: Some(scope::Selector::All(true)),
+            include_affiliates: false,
+        }),
+        min_revision,
+    });
+    request.set_timeout(PATIENCE);
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_sheds_calls_beyond_its_limit_keeps_health_and_recovers() {
+    let registry = Registry::start().await;
+    let mut writer = registry.client().await;
+    let stats = Stats::start_with(&registry.endpoint(), |c| {
+        c.server.max_concurrent_calls = 2;
+    })
+    .await;
+    stats.wait_serving().await;
+
+    // Two calls that wait for a revision nobody has written yet fill the
+    // limit. (Admitted in a race with the probes below, so each retries
+    // until it gets in.)
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut client = stats.client().await;
+        holders.push(tokio::spawn(async move {
+            loop {
+                match client.get_summary(summary(1)).await {
+                    Ok(r) => return r.into_inner(),
+                    Err(s) if is_overloaded(&s) => continue,
+                    Err(s) => panic!("a waiting call failed: {s:?}"),
+                }
+            }
+        }));
+    }
+
+    // Once both wait inside, the next call is shed at once.
+    let mut probe = stats.client().await;
+    let shed = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match probe.get_summary(summary(0)).await {
+                Ok(_) => continue,
+                Err(status) => return status,
+            }
+        }
+    })
+    .await
+    .expect("no call was ever shed at the limit");
+    assert!(is_overloaded(&shed), "{shed:?}");
+    assert!(
+        shed.get_details_retry_info()
+            .is_some_and(|r| r.retry_delay.is_some()),
+        "a shed call says when to retry"
+    );
+    assert!(shed.message().contains("limit of 2 calls"), "{shed:?}");
+
+    // Health checks are never shed: a busy server is not a dead one.
+    let mut health = HealthClient::new(stats.channel().await);
+    let status = health
+        .check(HealthCheckRequest {
+            service: "zgc.stats.v1.StatsService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::Serving as i32);
+
+    // The write the holders wait for lets them finish...
+    writer
+        .create_company(CreateCompanyRequest {
+            company: Some(company("Release", "Hebei", "Baoding")),
+            company_id: "release".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    for h in holders {
+        assert_eq!(h.await.unwrap().company_count, 1);
+    }
+    // ...and with them gone, every call is served again.
+    for _ in 0..20 {
+        probe.get_summary(summary(1)).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_burst_far_beyond_the_limit_loses_nothing_and_recovers() {
+    const CONNECTIONS: usize = 8;
+    const PER_CONNECTION: usize = 64;
+    let registry = Registry::start_with(|c| c.server.max_concurrent_calls = 4).await;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for conn in 0..CONNECTIONS {
+        // One channel per connection, many calls in flight on each.
+        let client = registry.client().await;
+        for k in 0..PER_CONNECTION {
+            let mut client = client.clone();
+            tasks.spawn(async move {
+                let request = CreateCompanyRequest {
+                    company: Some(company(&format!("Burst {conn}-{k}"), "Tianjin", "Tianjin")),
+                    company_id: format!("burst-{conn}-{k}"),
+                    request_id: request_id(),
+                };
+                let first = client.create_company(request.clone()).await;
+                (request, first.map(|r| r.into_inner()))
+            });
+        }
+    }
+    let mut shed = Vec::new();
+    let mut created = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (request, result) = joined.unwrap();
+        match result {
+            Ok(c) => {
+                assert_eq!(c.name, format!("companies/{}", request.company_id));
+                created += 1;
+            }
+            Err(status) => {
+                assert!(is_overloaded(&status), "{status:?}");
+                shed.push(request);
+            }
+        }
+    }
+    assert_eq!(created + shed.len(), CONNECTIONS * PER_CONNECTION);
+
+    // The burst is over: the shed writes, retried one at a time with
+    // their request IDs, all go through.
+    let mut client = registry.client().await;
+    for request in shed {
+        client.create_company(request).await.unwrap();
+    }
+    let listed = client
+        .list_companies(ListCompaniesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_size as usize, CONNECTIONS * PER_CONNECTION);
+}
+
+#[tokio::test]
+async fn watchers_beyond_the_limit_are_refused_with_resource_exhausted() {
+    let registry = Registry::start_with(|c| c.max_watchers = 2).await;
+    let mut client = registry.client().await;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        open.push(
+            client
+                .watch_changes(WatchChangesRequest { start_revision: 0 })
+                .await
+                .unwrap()
+                .into_inner(),
+        );
+    }
+    let refused = client
+        .watch_changes(WatchChangesRequest { start_revision: 0 })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert_eq!(
+        refused.get_details_error_info().unwrap().reason,
+        "TOO_MANY_WATCHERS"
+    );
+    // A stream the client drops frees its place (once the server has
+    // seen the reset, hence the retries).
+    drop(open.pop());
+    let reopened = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match client
+                .watch_changes(WatchChangesRequest { start_revision: 0 })
+                .await
+            {
+                Ok(stream) => return stream.into_inner(),
+                Err(s) if s.code() == Code::ResourceExhausted => continue,
+                Err(s) => panic!("{s:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a closed stream never freed its place");
+    drop(reopened);
+}
