@@ -460,7 +460,7 @@ async fn every_method_survives_fuzzed_bytes_on_the_wire() {
     )
         .prop_map(|(number, kind, payload, int)| {
             let mut out = Vec::new();
-            let mut varint = |mut v: u64, out: &mut Vec<u8>| loop {
+            let varint = |mut v: u64, out: &mut Vec<u8>| loop {
                 let b = (v & 0x7f) as u8;
                 v >>= 7;
                 if v == 0 {
