@@ -22,6 +22,8 @@ pub mod proxy;
 pub struct Registry {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its Prometheus metrics are served.
+    pub metrics_addr: SocketAddr,
     /// Its data directory.
     pub data_dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
@@ -50,12 +52,20 @@ impl Registry {
         tweak(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let metrics_addr = metrics.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(zgc_registry::serve(config, listener, async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(zgc_registry::serve_with(
+            config,
+            listener,
+            Some(metrics),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         Self {
             addr,
+            metrics_addr,
             data_dir: data_dir.to_path_buf(),
             stop: Some(stop),
             task: Some(task),
@@ -110,6 +120,8 @@ impl Drop for Registry {
 pub struct Stats {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its Prometheus metrics are served.
+    pub metrics_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), zgc_stats::ServeError>>>,
 }
@@ -128,12 +140,20 @@ impl Stats {
         tweak(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let metrics_addr = metrics.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(zgc_stats::serve(config, listener, async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(zgc_stats::serve_with(
+            config,
+            listener,
+            Some(metrics),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         Self {
             addr,
+            metrics_addr,
             stop: Some(stop),
             task: Some(task),
         }
@@ -234,4 +254,26 @@ pub fn company(display_name: &str, province: &str, city: &str) -> Company {
 /// A fresh request ID.
 pub fn request_id() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// `GET /metrics` from a Prometheus endpoint; the body.
+pub async fn scrape(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: zgc\r\n\r\n")
+        .await
+        .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.contains(" 200 "), "{head}");
+    body.to_string()
+}
+
+/// The value of the sample `name` (labels included, exactly as printed)
+/// in a scraped body.
+pub fn sample(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }

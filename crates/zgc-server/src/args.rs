@@ -1,11 +1,16 @@
 //! The flags every zgc server shares, and the tonic server they configure.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tonic::transport::Server;
 use tower_layer::{Identity, Stack};
 
+use crate::deadline::DeadlineLayer;
 use crate::load_shed::LoadShedLayer;
+use crate::metrics::Metrics;
+use crate::observe::ObserveLayer;
 use crate::telemetry::LogFormat;
 
 /// Flags every zgc server takes (flattened into each service's own).
@@ -23,6 +28,20 @@ pub struct ServerArgs {
     /// Log line format (filter with RUST_LOG).
     #[arg(long, env = "ZGC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Address to serve Prometheus metrics on (`GET /metrics`); off
+    /// unless set.
+    #[arg(long, env = "ZGC_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Seconds between HTTP/2 pings the server sends on each connection
+    /// to notice dead peers (0: none). Server pings never trip a client's
+    /// or proxy's `too_many_pings` limit.
+    #[arg(long, env = "ZGC_KEEPALIVE_SECS", default_value_t = 60)]
+    pub keepalive_secs: u64,
+    /// Seconds after which a connection is asked to go away (GOAWAY), so
+    /// clients reconnect and load spreads over new replicas (0: never).
+    /// Calls and streams in flight on it run to their end.
+    #[arg(long, env = "ZGC_MAX_CONNECTION_AGE_SECS", default_value_t = 0)]
+    pub max_connection_age_secs: u64,
 }
 
 impl Default for ServerArgs {
@@ -31,12 +50,18 @@ impl Default for ServerArgs {
             max_concurrent_calls: 256,
             drain_secs: 10,
             log_format: LogFormat::Text,
+            metrics_listen: None,
+            keepalive_secs: 60,
+            max_connection_age_secs: 0,
         }
     }
 }
 
-/// The tonic server with the layers every zgc server runs behind.
-pub type Builder = Server<Stack<LoadShedLayer, Identity>>;
+/// The tonic server with the layers every zgc server runs behind, from
+/// the outside in: observation (request ID, span, log, metrics), load
+/// shedding, deadlines.
+pub type Builder =
+    Server<Stack<DeadlineLayer, Stack<LoadShedLayer, Stack<ObserveLayer, Identity>>>>;
 
 impl ServerArgs {
     /// The drain timeout.
@@ -49,9 +74,25 @@ impl ServerArgs {
         LoadShedLayer::new(usize::try_from(self.max_concurrent_calls).unwrap_or(usize::MAX))
     }
 
-    /// A tonic server configured by these flags, shedding load with
-    /// `shed` (see [`ServerArgs::load_shed`]).
-    pub fn server(&self, shed: LoadShedLayer) -> Builder {
-        Server::builder().layer(shed)
+    /// A tonic server configured by these flags, recording into `metrics`.
+    pub fn server(&self, metrics: Arc<Metrics>) -> Builder {
+        let mut server = Server::builder();
+        if self.keepalive_secs > 0 {
+            server = server
+                .http2_keepalive_interval(Some(Duration::from_secs(self.keepalive_secs)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+        }
+        if self.max_connection_age_secs > 0 {
+            // No `max_connection_age_grace`: with it, tonic 0.14 skips the
+            // GOAWAY and cuts the connection at age + grace, failing the
+            // calls on it. Without it the server sends GOAWAY at the age,
+            // new calls go to a new connection, and the old one closes
+            // when its last call (or stream) ends.
+            server = server.max_connection_age(Duration::from_secs(self.max_connection_age_secs));
+        }
+        server
+            .layer(ObserveLayer::new(metrics))
+            .layer(self.load_shed())
+            .layer(DeadlineLayer)
     }
 }

@@ -5,9 +5,12 @@
 //! Nothing here knows about parks, companies or storage.
 
 pub mod args;
+pub mod deadline;
 pub mod health;
 pub mod incoming;
 pub mod load_shed;
+pub mod metrics;
+pub mod observe;
 pub mod reflection;
 pub mod revision_header;
 pub mod shutdown;

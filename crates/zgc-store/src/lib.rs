@@ -51,6 +51,17 @@ pub enum Durability {
     None,
 }
 
+/// Called after each group commit with the number of writes in the group
+/// and how long making them durable took (for metrics).
+#[derive(Clone)]
+pub struct CommitHook(pub Arc<dyn Fn(usize, std::time::Duration) + Send + Sync>);
+
+impl std::fmt::Debug for CommitHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommitHook")
+    }
+}
+
 /// How to open a store.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -62,6 +73,8 @@ pub struct StoreConfig {
     pub retention: u64,
     /// sled's page cache size in bytes.
     pub cache_capacity: u64,
+    /// Told about every group commit.
+    pub on_commit: Option<CommitHook>,
 }
 
 impl StoreConfig {
@@ -72,6 +85,7 @@ impl StoreConfig {
             durability: Durability::Fsync,
             retention: 100_000,
             cache_capacity: 256 * 1024 * 1024,
+            on_commit: None,
         }
     }
 }

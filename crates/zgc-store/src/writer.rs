@@ -346,10 +346,14 @@ impl Writer {
             Err(e) if e.is_storage_failure() => Some(e.to_string()),
             _ => None,
         });
+        let flush_started = std::time::Instant::now();
         let durable = match failed_in_storage {
             Some(e) => Err(StoreError::Io(std::io::Error::other(e))),
             None => self.make_durable(generation),
         };
+        if let (Ok(()), Some(hook)) = (&durable, &self.config.on_commit) {
+            (hook.0)(answers.len(), flush_started.elapsed());
+        }
         match durable {
             Ok(()) => {
                 let applied = generation.shared.applied.load(Ordering::Acquire);

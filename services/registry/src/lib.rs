@@ -12,6 +12,7 @@ pub mod error;
 pub mod list;
 pub mod listing;
 pub mod mask;
+pub mod metrics;
 pub mod resource;
 pub mod service;
 pub mod validate;
@@ -44,6 +45,9 @@ pub enum ServeError {
     /// Reflection could not be built.
     #[error("reflection: {0}")]
     Reflection(#[from] zgc_server::reflection::Error),
+    /// The metrics port could not be bound.
+    #[error("metrics endpoint: {0}")]
+    Metrics(#[from] std::io::Error),
 }
 
 /// Opens the store and serves on `listener` until `shutdown` resolves.
@@ -56,10 +60,24 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let metrics_listener = zgc_server::metrics::bind(&config.server).await?;
+    serve_with(config, listener, metrics_listener, shutdown).await
+}
+
+/// [`serve`], with the metrics endpoint (if any) on a listener bound by
+/// the caller instead of `--metrics-listen`.
+pub async fn serve_with(
+    config: Config,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let mut store_config = StoreConfig::new(&config.data_dir);
     store_config.durability = config.durability.into();
     store_config.retention = config.retention;
     store_config.cache_capacity = config.cache_mb.saturating_mul(1024 * 1024);
+    let metrics = zgc_server::metrics::Metrics::new();
+    store_config.on_commit = Some(metrics::commit_hook(&metrics));
     let store = Store::open(store_config)?;
     tracing::info!(
         data_dir = %config.data_dir.display(),
@@ -78,7 +96,11 @@ pub async fn serve(
         max_watchers: usize::try_from(config.max_watchers).unwrap_or(usize::MAX),
         ..Default::default()
     };
+    let max_watchers = watch.max_watchers;
     let registry = service::Registry::new(store.clone(), watch, stop.clone());
+    metrics::register_gauges(&metrics, store.clone(), registry.watchers(), max_watchers);
+    let metrics_server =
+        zgc_server::metrics::spawn(metrics_listener, metrics.clone(), stop.clone());
     let registry = RegistryServiceServer::new(registry)
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(usize::MAX);
@@ -89,7 +111,7 @@ pub async fn serve(
     let on_signal = lifecycle.on_signal(shutdown, health.clone());
     let server = config
         .server
-        .server(config.server.load_shed())
+        .server(metrics)
         .layer(layer)
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -106,6 +128,9 @@ pub async fn serve(
     tracing::info!("serving");
     let drain = config.drain();
     let result = lifecycle.run(server, drain).await.map_err(ServeError::from);
+    if let Some(m) = metrics_server {
+        let _ = m.await;
+    }
     store.close().await?;
     if !store.wait_until_last(drain).await {
         tracing::warn!(

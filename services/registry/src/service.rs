@@ -69,6 +69,14 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The watcher limit's semaphore (its free permits say how many more
+    /// streams may open).
+    pub fn watchers(&self) -> Arc<Semaphore> {
+        self.watchers.clone()
+    }
+}
+
 type Result<T> = std::result::Result<Response<T>, Status>;
 
 fn with_revision<T>(message: T, revision: u64) -> Response<T> {

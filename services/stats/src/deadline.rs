@@ -14,30 +14,12 @@ pub fn wait_budget(metadata: &MetadataMap) -> Duration {
     let Some(timeout) = metadata
         .get("grpc-timeout")
         .and_then(|v| v.to_str().ok())
-        .and_then(parse)
+        .and_then(zgc_server::deadline::parse_grpc_timeout)
     else {
         return DEFAULT_WAIT;
     };
     let margin = (timeout / 10).clamp(Duration::from_millis(20), Duration::from_millis(500));
     timeout.saturating_sub(margin)
-}
-
-/// Parses a `grpc-timeout` value: up to 8 digits and a unit (H M S m u n).
-fn parse(value: &str) -> Option<Duration> {
-    if value.len() < 2 || value.len() > 9 {
-        return None;
-    }
-    let (digits, unit) = value.split_at(value.len() - 1);
-    let n: u64 = digits.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n.checked_mul(3600)?),
-        "M" => Duration::from_secs(n.checked_mul(60)?),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

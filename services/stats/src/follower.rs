@@ -30,6 +30,7 @@ use zgc_proto::registry::v1::{ChangeEvent, WatchChangesRequest, WatchChangesResp
 use zgc_server::health::Health;
 use zgc_stats_engine::Engine;
 
+use crate::metrics::FollowerMetrics;
 use crate::state::State;
 
 /// The header naming the registry's store on `WatchChanges`.
@@ -106,14 +107,19 @@ pub async fn run(
     state: Arc<State>,
     config: FollowerConfig,
     health: Health,
+    metrics: FollowerMetrics,
     shutdown: CancellationToken,
 ) {
+    // Dead connections are noticed by the registry's progress marks (the
+    // stall timeout); pings are only a backstop, rare enough never to trip
+    // a proxy's or server's `too_many_pings` limit (gRPC's default minimum
+    // is 5 minutes).
     let endpoint = match Endpoint::from_shared(config.registry_addr.clone()) {
         Ok(e) => e
             .connect_timeout(Duration::from_secs(5))
-            .http2_keep_alive_interval(Duration::from_secs(20))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .keep_alive_while_idle(true),
+            .http2_keep_alive_interval(Duration::from_secs(300))
+            .keep_alive_timeout(Duration::from_secs(20))
+            .keep_alive_while_idle(false),
         Err(e) => {
             tracing::error!(addr = %config.registry_addr, error = %e, "invalid registry address");
             return;
@@ -124,7 +130,7 @@ pub async fn run(
     loop {
         let before = position.clone();
         let result = tokio::select! {
-            r = follow(&state, &endpoint, &config, &mut position, &health) => r,
+            r = follow(&state, &endpoint, &config, &mut position, &health, &metrics) => r,
             _ = shutdown.cancelled() => return,
         };
         if position != before {
@@ -135,15 +141,20 @@ pub async fn run(
                 tracing::warn!(
                     "change history compacted past our position; rebuilding from a snapshot"
                 );
+                metrics.rebuilds.inc();
                 position = None;
                 continue;
             }
             Err(e @ FollowError::StoreChanged { .. }) => {
                 tracing::warn!(error = %e, "rebuilding from a snapshot");
+                metrics.rebuilds.inc();
                 position = None;
                 continue;
             }
-            Err(e) => tracing::warn!(error = %e, retry_in = ?delay, "registry watch interrupted"),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "registry watch interrupted");
+                metrics.reconnects.inc();
+            }
             Ok(()) => {}
         }
         // Full jitter over [delay/2, delay].
@@ -163,7 +174,14 @@ async fn follow(
     config: &FollowerConfig,
     position: &mut Option<Position>,
     health: &Health,
+    metrics: &FollowerMetrics,
 ) -> Result<(), FollowError> {
+    let heard = |revision: u64| {
+        let revision = i64::try_from(revision).unwrap_or(i64::MAX);
+        if revision > metrics.registry_revision.get() {
+            metrics.registry_revision.set(revision);
+        }
+    };
     // Connecting and opening the stream are bounded too: a peer that
     // accepts and then says nothing must not hold the follower forever.
     let stall = config.stall_timeout;
@@ -200,6 +218,7 @@ async fn follow(
         let mut fresh = Engine::new();
         let revision = loop {
             let msg = next_message(&mut stream, config.stall_timeout).await?;
+            heard(msg.revision);
             if msg.events.is_empty() {
                 break msg.revision;
             }
@@ -224,6 +243,7 @@ async fn follow(
     let mut pending: Vec<ChangeEvent> = Vec::new();
     loop {
         let msg = next_message(&mut stream, config.stall_timeout).await?;
+        heard(msg.revision);
         let Some(pos) = position.as_mut() else {
             return Ok(());
         };

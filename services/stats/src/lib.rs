@@ -10,6 +10,7 @@ pub mod config;
 pub mod deadline;
 pub mod error;
 pub mod follower;
+pub mod metrics;
 pub mod service;
 pub mod state;
 
@@ -33,6 +34,9 @@ pub enum ServeError {
     /// Reflection could not be built.
     #[error("reflection: {0}")]
     Reflection(#[from] zgc_server::reflection::Error),
+    /// The metrics port could not be bound.
+    #[error("metrics endpoint: {0}")]
+    Metrics(#[from] std::io::Error),
 }
 
 /// Serves on `listener`, following the registry, until `shutdown`
@@ -43,7 +47,21 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let metrics_listener = zgc_server::metrics::bind(&config.server).await?;
+    serve_with(config, listener, metrics_listener, shutdown).await
+}
+
+/// [`serve`], with the metrics endpoint (if any) on a listener bound by
+/// the caller instead of `--metrics-listen`.
+pub async fn serve_with(
+    config: Config,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let state = Arc::new(state::State::new());
+    let metrics = zgc_server::metrics::Metrics::new();
+    let follower_metrics = metrics::register(&metrics, state.clone());
     let (health, health_service) = Health::new(&[SERVICE_NAME]).await;
     let (reflection_v1, reflection_v1alpha) = zgc_server::reflection::services(&[SERVICE_NAME])?;
     let lifecycle = Lifecycle::new();
@@ -52,10 +70,13 @@ pub async fn serve(
     let mut follower_config = follower::FollowerConfig::new(&config.registry_addr);
     follower_config.stall_timeout = Duration::from_secs(config.stall_secs.max(1));
     follower_config.backoff_max = Duration::from_millis(config.backoff_max_ms.max(10));
+    let metrics_server =
+        zgc_server::metrics::spawn(metrics_listener, metrics.clone(), stop.clone());
     let follower = tokio::spawn(follower::run(
         state.clone(),
         follower_config,
         health.clone(),
+        follower_metrics,
         stop.clone(),
     ));
 
@@ -67,7 +88,7 @@ pub async fn serve(
     let on_signal = lifecycle.on_signal(shutdown, health.clone());
     let server = config
         .server
-        .server(config.server.load_shed())
+        .server(metrics)
         .layer(layer)
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -79,6 +100,9 @@ pub async fn serve(
     let result = lifecycle.run(server, drain).await.map_err(ServeError::from);
     stop.cancel();
     let _ = follower.await;
+    if let Some(m) = metrics_server {
+        let _ = m.await;
+    }
     tracing::info!("stopped");
     result
 }

@@ -28,12 +28,37 @@ pub struct Running {
     pub client: Client,
     pub addr: SocketAddr,
     pub channel: Channel,
+    /// Its JSON log lines after the "listening" one, in order.
+    pub logs: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
 }
 
 impl Running {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id().expect("the registry is running")
+    }
+
+    /// The next log line matching `matches`; lines before it are skipped.
+    pub async fn log_line(
+        &mut self,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        tokio::time::timeout(PATIENCE, async {
+            while let Some(line) = self.logs.recv().await {
+                if matches(&line) {
+                    return line;
+                }
+            }
+            panic!("zgc-registry exited before logging the line looked for");
+        })
+        .await
+        .expect("zgc-registry never logged the line looked for")
+    }
+
+    /// Field `key` of the next log line whose message is `message`.
+    pub async fn log_value(&mut self, message: &str, key: &str) -> String {
+        let line = self.log_line(|v| v["message"] == message).await;
+        line[key].as_str().expect("a string field").to_string()
     }
 
     /// Waits (without polling) until the health service reports
@@ -100,8 +125,16 @@ pub async fn spawn(mut cmd: Command) -> Running {
     })
     .await
     .expect("zgc-registry did not start");
-    // Keep draining its logs so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // Keep draining its logs so it never blocks on a full pipe, handing
+    // them to the test.
+    let (tx, logs) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
     let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
@@ -112,6 +145,7 @@ pub async fn spawn(mut cmd: Command) -> Running {
         client: RegistryServiceClient::new(channel.clone()),
         addr: addr.parse().unwrap(),
         channel,
+        logs,
     }
 }
 

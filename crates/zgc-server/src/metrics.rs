@@ -1,0 +1,195 @@
+//! Prometheus metrics: one registry per server, the RPC metrics every zgc
+//! server records, room for each service's own, and the `/metrics`
+//! endpoint on its own port (`--metrics-listen`).
+
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Metric, Registry};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Labels of a finished call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// The gRPC service, e.g. `zgc.registry.v1.RegistryService`.
+    pub service: String,
+    /// The method, e.g. `GetCompany`.
+    pub method: String,
+    /// The status code, e.g. `OK`, `NOT_FOUND`.
+    pub code: String,
+}
+
+/// Labels of a method.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodLabels {
+    /// The gRPC service.
+    pub service: String,
+    /// The method.
+    pub method: String,
+}
+
+/// A histogram family whose buckets are set once.
+pub type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_buckets() -> Histogram {
+    // 50 µs to about 26 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 20))
+}
+
+/// What every server records about its calls.
+#[derive(Clone)]
+pub struct RpcMetrics {
+    /// Finished calls by method and status code.
+    pub calls: Family<CallLabels, Counter>,
+    /// Call latency by method, from headers in to the last byte out.
+    pub latency: HistogramFamily<MethodLabels>,
+    /// Calls in progress by method.
+    pub in_flight: Family<MethodLabels, Gauge>,
+}
+
+type Hook = Box<dyn Fn() + Send + Sync>;
+
+/// A server's metrics.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    hooks: Mutex<Vec<Hook>>,
+    /// The per-call metrics.
+    pub rpc: RpcMetrics,
+}
+
+impl Metrics {
+    /// A registry holding the RPC metrics.
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::default();
+        let rpc = RpcMetrics {
+            calls: Family::default(),
+            latency: Family::new_with_constructor(latency_buckets),
+            in_flight: Family::default(),
+        };
+        registry.register(
+            "zgc_rpc_calls",
+            "Finished gRPC calls, by service, method and status code",
+            rpc.calls.clone(),
+        );
+        registry.register(
+            "zgc_rpc_latency_seconds",
+            "gRPC call latency (streams: until they end), by service and method",
+            rpc.latency.clone(),
+        );
+        registry.register(
+            "zgc_rpc_in_flight",
+            "gRPC calls in progress, by service and method",
+            rpc.in_flight.clone(),
+        );
+        Arc::new(Self {
+            registry: Mutex::new(registry),
+            hooks: Mutex::new(Vec::new()),
+            rpc,
+        })
+    }
+
+    /// Adds a service's own metric.
+    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+        let mut registry = match self.registry.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        registry.register(name, help, metric);
+    }
+
+    /// Runs `hook` before every scrape, to set gauges read from state
+    /// (revisions, sizes on disk).
+    pub fn on_scrape(&self, hook: impl Fn() + Send + Sync + 'static) {
+        let mut hooks = match self.hooks.lock() {
+            Ok(h) => h,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        hooks.push(Box::new(hook));
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        {
+            let hooks = match self.hooks.lock() {
+                Ok(h) => h,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            for hook in hooks.iter() {
+                hook();
+            }
+        }
+        let registry = match self.registry.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+/// A histogram of durations in seconds, 50 µs to about 26 s.
+pub fn duration_histogram() -> Histogram {
+    latency_buckets()
+}
+
+/// A histogram of sizes from 1 to 2^15.
+pub fn size_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 16))
+}
+
+/// Binds `--metrics-listen`, if set, so a bad address fails the start.
+pub async fn bind(args: &crate::ServerArgs) -> std::io::Result<Option<TcpListener>> {
+    let Some(addr) = args.metrics_listen else {
+        return Ok(None);
+    };
+    TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+/// Serves the endpoint on `listener`, if any, until `stop` is cancelled.
+pub fn spawn(
+    listener: Option<TcpListener>,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    listener.map(|l| tokio::spawn(serve(l, metrics, stop)))
+}
+
+/// Serves `GET /metrics` on `listener` until `stop` is cancelled.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, stop: CancellationToken) {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    metrics.encode(),
+                )
+            }
+        }),
+    );
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "metrics listening");
+    }
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "the metrics endpoint failed");
+    }
+}

@@ -1,0 +1,73 @@
+//! The registry's own metrics, besides the RPC metrics every server
+//! records.
+
+use std::sync::Arc;
+
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use tokio::sync::Semaphore;
+use zgc_server::metrics::{Metrics, duration_histogram, size_histogram};
+use zgc_store::{CommitHook, Store};
+
+/// The group-commit metrics, fed by the store's commit hook.
+pub fn commit_hook(metrics: &Metrics) -> CommitHook {
+    let batch: Histogram = size_histogram();
+    let flush: Histogram = duration_histogram();
+    metrics.register(
+        "zgc_registry_commit_batch_writes",
+        "Writes made durable together by one group commit",
+        batch.clone(),
+    );
+    metrics.register(
+        "zgc_registry_flush_seconds",
+        "Time to make a group of writes durable (flush and fsync)",
+        flush.clone(),
+    );
+    CommitHook(Arc::new(move |writes, took| {
+        batch.observe(writes as f64);
+        flush.observe(took.as_secs_f64());
+    }))
+}
+
+/// Gauges read from the store and the watcher limit at each scrape.
+pub fn register_gauges(
+    metrics: &Metrics,
+    store: Store,
+    watchers: Arc<Semaphore>,
+    max_watchers: usize,
+) {
+    let revision: Gauge = Gauge::default();
+    let bytes: Gauge = Gauge::default();
+    let open_watchers: Gauge = Gauge::default();
+    let ready: Gauge = Gauge::default();
+    metrics.register(
+        "zgc_registry_revision",
+        "The last durable revision",
+        revision.clone(),
+    );
+    metrics.register(
+        "zgc_registry_store_bytes",
+        "Size of the sled database on disk",
+        bytes.clone(),
+    );
+    metrics.register(
+        "zgc_registry_watchers",
+        "Open WatchChanges streams",
+        open_watchers.clone(),
+    );
+    metrics.register(
+        "zgc_registry_store_ready",
+        "1 when the store serves, 0 while it reopens after a storage failure",
+        ready.clone(),
+    );
+    metrics.on_scrape(move || {
+        revision.set(i64::try_from(store.revision()).unwrap_or(i64::MAX));
+        if let Ok(size) = store.size_on_disk() {
+            bytes.set(i64::try_from(size).unwrap_or(i64::MAX));
+        }
+        let open = max_watchers.saturating_sub(watchers.available_permits());
+        open_watchers.set(i64::try_from(open).unwrap_or(i64::MAX));
+        let is_ready = *store.status().borrow() == zgc_store::StoreStatus::Ready;
+        ready.set(i64::from(is_ready));
+    });
+}

@@ -1,0 +1,368 @@
+//! What proxies and meshes expect of a server at its edge: deadlines
+//! answered `DEADLINE_EXCEEDED`, `x-request-id` echoed (or made up),
+//! connections rotated after `--max-connection-age-secs` without losing a
+//! call, and Prometheus metrics on both services.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes};
+use prost::Message;
+use tonic::Code;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use zgc_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use zgc_proto::registry::v1::*;
+use zgc_tests::proxy::Proxy;
+use zgc_tests::{Registry, company};
+
+/// Bytes in, bytes out.
+struct RawCodec;
+struct RawEncoder;
+struct RawDecoder;
+
+impl Encoder for RawEncoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawDecoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+#[tokio::test]
+async fn a_call_past_its_deadline_answers_deadline_exceeded() {
+    let registry = Registry::start().await;
+    // A raw HTTP/2 client (tonic's own would time out first, on its side)
+    // that sends the headers of a call but never its message: the handler
+    // waits for it until the deadline.
+    let tcp = tokio::net::TcpStream::connect(registry.addr).await.unwrap();
+    let (h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut h2 = h2.ready().await.unwrap();
+    let request = http::Request::post(format!(
+        "http://{}/zgc.registry.v1.RegistryService/GetCompany",
+        registry.addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .header("grpc-timeout", "200m")
+    .body(())
+    .unwrap();
+    let (response, _body_never_sent) = h2.send_request(request, false).unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(120), response)
+        .await
+        .expect("the server never answered")
+        .unwrap();
+    let headers = response.headers();
+    assert_eq!(
+        headers.get("grpc-status").unwrap(),
+        &(Code::DeadlineExceeded as i32).to_string(),
+        "{headers:?}"
+    );
+    assert!(
+        headers
+            .get("grpc-message")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("deadline"),
+        "{headers:?}"
+    );
+
+    // A call within its deadline is unaffected.
+    let mut client = registry.client().await;
+    let mut ok = tonic::Request::new(ListParksRequest::default());
+    ok.set_timeout(Duration::from_secs(60));
+    client.list_parks(ok).await.unwrap();
+    // And a call that does send its message is answered as usual.
+    let body = GetCompanyRequest {
+        name: "companies/none".into(),
+    }
+    .encode_to_vec();
+    let mut grpc = tonic::client::Grpc::new(registry.channel().await);
+    grpc.ready().await.unwrap();
+    let status = grpc
+        .unary(
+            tonic::Request::new(Bytes::from(body)),
+            http::uri::PathAndQuery::from_static("/zgc.registry.v1.RegistryService/GetCompany"),
+            RawCodec,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn the_request_id_is_echoed_or_made_up() {
+    let registry = Registry::start().await;
+    let mut client = registry.client().await;
+    let mut request = tonic::Request::new(ListParksRequest::default());
+    request
+        .metadata_mut()
+        .insert("x-request-id", "from-the-mesh-1".parse().unwrap());
+    let response = client.list_parks(request).await.unwrap();
+    assert_eq!(
+        response.metadata().get("x-request-id").unwrap(),
+        "from-the-mesh-1"
+    );
+
+    let response = client
+        .list_parks(ListParksRequest::default())
+        .await
+        .unwrap();
+    let made_up = response.metadata().get("x-request-id").unwrap();
+    assert!(
+        uuid::Uuid::parse_str(made_up.to_str().unwrap()).is_ok(),
+        "{made_up:?}"
+    );
+
+    // One that is too long to log safely is replaced, not echoed.
+    let mut request = tonic::Request::new(ListParksRequest::default());
+    request
+        .metadata_mut()
+        .insert("x-request-id", "x".repeat(300).parse().unwrap());
+    let response = client.list_parks(request).await.unwrap();
+    assert_ne!(
+        response.metadata().get("x-request-id").unwrap(),
+        &"x".repeat(300)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_connections_are_rotated_without_failing_a_call() {
+    let registry = Registry::start_with(|c| c.server.max_connection_age_secs = 1).await;
+    // Through a proxy that counts the connections it accepts.
+    let proxy = Proxy::start(registry.addr).await;
+    let channel = tonic::transport::Channel::from_shared(proxy.endpoint())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = RegistryServiceClient::new(channel);
+    client
+        .create_company(CreateCompanyRequest {
+            company: Some(company("Rotated", "Hebei", "Baoding")),
+            company_id: "rotated".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(proxy.accepted(), 1);
+    // Steady calls until the server has sent the first connection away and
+    // the client has opened a second. A call the client had queued for the
+    // closing connection but never sent fails on the client's side (tonic
+    // does not retry it by itself, as Envoy and Linkerd do); retried once,
+    // it must succeed.
+    let steady = async {
+        loop {
+            let get = GetCompanyRequest {
+                name: "companies/rotated".into(),
+            };
+            if let Err(status) = client.get_company(get.clone()).await {
+                assert!(
+                    matches!(status.code(), Code::Cancelled | Code::Unavailable),
+                    "{status:?}"
+                );
+                client
+                    .get_company(get)
+                    .await
+                    .expect("a retried call failed while the connection was rotated");
+            }
+        }
+    };
+    tokio::select! {
+        _ = proxy.wait_accepted_more_than(1) => {}
+        _ = steady => unreachable!(),
+    }
+    // A few more over the new connection.
+    for _ in 0..10 {
+        client
+            .get_company(GetCompanyRequest {
+                name: "companies/rotated".into(),
+            })
+            .await
+            .unwrap();
+    }
+    assert!(proxy.accepted() >= 2);
+}
+
+#[tokio::test]
+async fn the_stats_service_exposes_its_revision_lag_and_calls() {
+    use zgc_proto::stats::v1::{GetSummaryRequest, Scope, scope};
+    use zgc_tests::{Stats, sample, scrape};
+    let registry = Registry::start().await;
+    let mut writer = registry.client().await;
+    for n in 0..2 {
+        writer
+            .create_company(CreateCompanyRequest {
+                company: Some(company(&format!("Scraped {n}"), "Hebei", "Baoding")),
+                company_id: format!("scraped-{n}"),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    let stats = Stats::start(&registry.endpoint()).await;
+    let mut client = stats.client().await;
+    let mut request = tonic::Request::new(GetSummaryRequest {
+        scope: Some(Scope {
+            selector: Some(scope::Selector::All(true)),
+            include_affiliates: false,
+        }),
+        min_revision: 2,
+    });
+    request.set_timeout(Duration::from_secs(60));
+    assert_eq!(
+        client
+            .get_summary(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .company_count,
+        2
+    );
+    let body = scrape(stats.metrics_addr).await;
+    assert_eq!(
+        sample(&body, "zgc_stats_applied_revision"),
+        Some(2.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "zgc_stats_registry_revision"),
+        Some(2.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "zgc_stats_lag_revisions"),
+        Some(0.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "zgc_stats_rebuilds_total"),
+        Some(0.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "zgc_rpc_calls_total{service=\"zgc.stats.v1.StatsService\",method=\"GetSummary\",code=\"OK\"}"
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    // The registry's side of the same story: its watch stream is open.
+    let body = scrape(registry.metrics_addr).await;
+    assert_eq!(sample(&body, "zgc_registry_watchers"), Some(1.0), "{body}");
+}
+
+#[tokio::test]
+async fn metrics_count_calls_by_code_and_expose_the_store() {
+    use zgc_tests::{sample, scrape};
+    let registry = Registry::start().await;
+    let mut client = registry.client().await;
+
+    for n in 0..3 {
+        client
+            .create_company(CreateCompanyRequest {
+                company: Some(company(&format!("Telemetry {n}"), "Tianjin", "Tianjin")),
+                company_id: format!("t{n}"),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    let missing = client
+        .get_company(GetCompanyRequest {
+            name: "companies/missing".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    let _watch = client
+        .watch_changes(WatchChangesRequest { start_revision: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+
+    let body = scrape(registry.metrics_addr).await;
+    let svc = "zgc.registry.v1.RegistryService";
+    assert_eq!(
+        sample(
+            &body,
+            &format!(
+                "zgc_rpc_calls_total{{service=\"{svc}\",method=\"CreateCompany\",code=\"OK\"}}"
+            )
+        ),
+        Some(3.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(
+            &body,
+            &format!(
+                "zgc_rpc_calls_total{{service=\"{svc}\",method=\"GetCompany\",code=\"NOT_FOUND\"}}"
+            )
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(
+            &body,
+            &format!("zgc_rpc_latency_seconds_count{{service=\"{svc}\",method=\"CreateCompany\"}}")
+        ),
+        Some(3.0),
+        "{body}"
+    );
+    // The open watch stream is in flight, and counted as a watcher.
+    assert_eq!(
+        sample(
+            &body,
+            &format!("zgc_rpc_in_flight{{service=\"{svc}\",method=\"WatchChanges\"}}")
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(sample(&body, "zgc_registry_watchers"), Some(1.0), "{body}");
+    assert_eq!(sample(&body, "zgc_registry_revision"), Some(3.0), "{body}");
+    assert_eq!(
+        sample(&body, "zgc_registry_store_ready"),
+        Some(1.0),
+        "{body}"
+    );
+    assert!(
+        sample(&body, "zgc_registry_store_bytes").unwrap() > 0.0,
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "zgc_registry_commit_batch_writes_sum"),
+        Some(3.0),
+        "{body}"
+    );
+    assert!(
+        sample(&body, "zgc_registry_flush_seconds_count").unwrap() >= 1.0,
+        "{body}"
+    );
+}
