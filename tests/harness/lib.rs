@@ -16,6 +16,8 @@ use zgc_proto::types::v1::{Date, Location};
 use zgc_registry::Config;
 
 pub mod fixtures;
+pub mod otlp;
+pub mod pki;
 pub mod proxy;
 
 /// A registry served in this process on a free loopback port.

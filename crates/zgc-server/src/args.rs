@@ -1,10 +1,11 @@
 //! The flags every zgc server shares, and the tonic server they configure.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tonic::transport::Server;
+use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
 use tower_layer::{Identity, Stack};
 
 use crate::deadline::DeadlineLayer;
@@ -42,6 +43,41 @@ pub struct ServerArgs {
     /// Calls and streams in flight on it run to their end.
     #[arg(long, env = "ZGC_MAX_CONNECTION_AGE_SECS", default_value_t = 0)]
     pub max_connection_age_secs: u64,
+    /// PEM certificate chain to serve TLS with (needs --tls-key). Without
+    /// it the server speaks plaintext HTTP/2 (h2c), as behind a mesh.
+    #[arg(long, env = "ZGC_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "ZGC_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: clients must present a certificate one of them
+    /// signed (mutual TLS). Needs --tls-cert.
+    #[arg(long, env = "ZGC_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+/// Why a server could not be set up from its flags.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A file named by a flag could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TLS material was refused.
+    #[error("TLS setup: {0}")]
+    Tls(#[from] tonic::transport::Error),
+}
+
+/// Reads a PEM file named by a flag.
+pub fn read_pem(path: &Path) -> Result<Vec<u8>, SetupError> {
+    std::fs::read(path).map_err(|source| SetupError::Read {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 impl Default for ServerArgs {
@@ -53,6 +89,9 @@ impl Default for ServerArgs {
             metrics_listen: None,
             keepalive_secs: 60,
             max_connection_age_secs: 0,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 }
@@ -74,9 +113,25 @@ impl ServerArgs {
         LoadShedLayer::new(usize::try_from(self.max_concurrent_calls).unwrap_or(usize::MAX))
     }
 
+    /// The TLS configuration these flags ask for, if any.
+    pub fn tls(&self) -> Result<Option<ServerTlsConfig>, SetupError> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let mut tls =
+            ServerTlsConfig::new().identity(TlsIdentity::from_pem(read_pem(cert)?, read_pem(key)?));
+        if let Some(ca) = &self.tls_client_ca {
+            tls = tls.client_ca_root(Certificate::from_pem(read_pem(ca)?));
+        }
+        Ok(Some(tls))
+    }
+
     /// A tonic server configured by these flags, recording into `metrics`.
-    pub fn server(&self, metrics: Arc<Metrics>) -> Builder {
+    pub fn server(&self, metrics: Arc<Metrics>) -> Result<Builder, SetupError> {
         let mut server = Server::builder();
+        if let Some(tls) = self.tls()? {
+            server = server.tls_config(tls)?;
+        }
         if self.keepalive_secs > 0 {
             server = server
                 .http2_keepalive_interval(Some(Duration::from_secs(self.keepalive_secs)))
@@ -90,9 +145,9 @@ impl ServerArgs {
             // when its last call (or stream) ends.
             server = server.max_connection_age(Duration::from_secs(self.max_connection_age_secs));
         }
-        server
+        Ok(server
             .layer(ObserveLayer::new(metrics))
             .layer(self.load_shed())
-            .layer(DeadlineLayer)
+            .layer(DeadlineLayer))
     }
 }

@@ -132,11 +132,12 @@ impl Ending {
             })
             .inc();
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let trace_id = crate::telemetry::trace_id(&self.span).unwrap_or_default();
         let _entered = self.span.enter();
         if code == 0 {
-            tracing::debug!(target: "zgc::rpc", code = name, duration_us = micros, "call finished");
+            tracing::debug!(target: "zgc::rpc", code = name, duration_us = micros, trace_id, "call finished");
         } else {
-            tracing::info!(target: "zgc::rpc", code = name, duration_us = micros, "call finished");
+            tracing::info!(target: "zgc::rpc", code = name, duration_us = micros, trace_id, "call finished");
         }
     }
 }
@@ -175,6 +176,7 @@ where
             rpc.method = %method.method,
             request_id = %String::from_utf8_lossy(id.as_bytes()),
         );
+        crate::telemetry::extract_parent(&span, request.headers());
         self.metrics.rpc.in_flight.get_or_create(&method).inc();
         let ending = Ending {
             metrics: self.metrics.clone(),

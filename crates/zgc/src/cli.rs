@@ -38,6 +38,32 @@ pub struct Global {
     /// proto3 JSON (the same as grpcurl prints).
     #[arg(long, short, global = true, env = "ZGC_OUTPUT", value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// How to authenticate and encrypt calls.
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+/// Credentials and TLS for the calls the CLI makes.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Connection {
+    /// A file holding the bearer token for writes (registries started with
+    /// --auth-token-file require one).
+    #[arg(long, global = true, env = "ZGC_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// PEM CA certificates to trust for `https://` endpoints (default: the
+    /// public web roots).
+    #[arg(long, global = true, env = "ZGC_TLS_CA")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// PEM client certificate, for servers that require mutual TLS.
+    #[arg(long, global = true, env = "ZGC_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, global = true, env = "ZGC_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// The name to check the server certificate against, when it differs
+    /// from the endpoint's host.
+    #[arg(long, global = true, env = "ZGC_TLS_SERVER_NAME")]
+    pub tls_server_name: Option<String>,
 }
 
 /// Output formats.

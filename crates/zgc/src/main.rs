@@ -22,8 +22,11 @@ use crate::error::CliError;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    zgc_server::telemetry::init_with_default(zgc_server::telemetry::LogFormat::Text, "warn");
-    match run(cli).await {
+    let _telemetry =
+        zgc_server::telemetry::init_service(zgc_server::telemetry::LogFormat::Text, "warn", "zgc");
+    // One trace per command: every call it makes carries its context.
+    let span = tracing::info_span!("zgc");
+    match tracing::Instrument::instrument(run(cli), span).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -41,7 +44,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Stats(c) => stats::run(c, &g).await,
         Command::Watch(w) => watch::run(w, &g).await,
         Command::Import(i) => {
-            let client = connect::registry(&g.registry).await?;
+            let client = connect::registry(&g.registry, &g.connection).await?;
             let report = if i.file.as_os_str() == "-" {
                 transfer::import(
                     client,
@@ -74,7 +77,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             }
         }
         Command::Export(e) => {
-            let client = connect::registry(&g.registry).await?;
+            let client = connect::registry(&g.registry, &g.connection).await?;
             let n = match e.file {
                 Some(path) => {
                     let mut out = BufWriter::new(std::fs::File::create(&path)?);

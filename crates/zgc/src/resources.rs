@@ -112,7 +112,7 @@ fn mask(m: &Option<String>) -> Option<prost_types::FieldMask> {
 
 /// Runs a parks or companies subcommand.
 pub async fn run(kind: Kind, command: Resource, g: &Global) -> Result<(), CliError> {
-    let mut r = connect::registry(&g.registry).await?;
+    let mut r = connect::registry(&g.registry, &g.connection).await?;
     let collection = match kind {
         Kind::Parks => "parks",
         Kind::Companies => "companies",

@@ -110,7 +110,7 @@ pub fn render_summary(s: &Summary) -> String {
 
 /// Runs a stats subcommand.
 pub async fn run(command: cli::Stats, g: &Global) -> Result<(), CliError> {
-    let mut s = connect::stats(&g.stats).await?;
+    let mut s = connect::stats(&g.stats, &g.connection).await?;
     match command {
         cli::Stats::Summary {
             scope,

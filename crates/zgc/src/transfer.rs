@@ -15,15 +15,13 @@ use std::io::{BufRead, Write};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use tonic::Code;
-use tonic::transport::Channel;
 use tonic_types::StatusExt;
 use zgc_proto::json;
-use zgc_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use zgc_proto::registry::v1::*;
 
 use crate::error::{CliError, render_status};
 
-type Client = RegistryServiceClient<Channel>;
+type Client = crate::connect::Registry;
 
 /// What an import did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -58,7 +58,7 @@ pub async fn run(up: Up) -> Result<(), CliError> {
     ));
 
     let ready = async {
-        let mut client = connect::registry(&registry_endpoint).await?;
+        let mut client = connect::registry(&registry_endpoint, &Default::default()).await?;
         let head = client
             .list_parks(ListParksRequest {
                 page_size: 1,
@@ -85,7 +85,7 @@ pub async fn run(up: Up) -> Result<(), CliError> {
             revision = transfer_revision(head.metadata());
         }
         // Wait until the stats service reflects everything loaded.
-        let mut s = connect::stats(&stats_endpoint).await?;
+        let mut s = connect::stats(&stats_endpoint, &Default::default()).await?;
         let all = Some(Scope {
             selector: Some(scope::Selector::All(true)),
             include_affiliates: false,

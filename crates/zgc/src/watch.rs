@@ -17,7 +17,7 @@ fn name(e: &Option<Entity>) -> String {
 
 /// Runs until interrupted, the stream ends, or `--limit` events.
 pub async fn run(w: Watch, g: &Global) -> Result<(), CliError> {
-    let mut r = connect::registry(&g.registry).await?;
+    let mut r = connect::registry(&g.registry, &g.connection).await?;
     let mut stream = r
         .watch_changes(WatchChangesRequest {
             start_revision: w.from,

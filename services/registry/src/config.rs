@@ -63,6 +63,11 @@ pub struct Config {
     /// Seconds between progress marks on an idle WatchChanges stream.
     #[arg(long, env = "ZGC_WATCH_PROGRESS_SECS", default_value_t = 3)]
     pub watch_progress_secs: u64,
+    /// A file of bearer tokens (one per line) that write RPCs must carry
+    /// as `authorization: Bearer <token>`; reads stay open. Off unless
+    /// set. Read at start.
+    #[arg(long, env = "ZGC_AUTH_TOKEN_FILE")]
+    pub auth_token_file: Option<PathBuf>,
     /// Flags every zgc server takes.
     #[command(flatten)]
     pub server: ServerArgs,
@@ -80,6 +85,7 @@ impl Config {
             cache_mb: 64,
             max_message_bytes: 16 * 1024 * 1024,
             max_watchers: 1024,
+            auth_token_file: None,
             watch_progress_secs: 3,
             server: ServerArgs::default(),
         }

@@ -7,6 +7,7 @@
 //! logic), [`list`], [`listing`] and [`resource`] (listing), [`watch`] (the change
 //! stream), [`error`] (typed errors, mapped once to `tonic::Status`).
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod list;
@@ -45,6 +46,12 @@ pub enum ServeError {
     /// Reflection could not be built.
     #[error("reflection: {0}")]
     Reflection(#[from] zgc_server::reflection::Error),
+    /// The token file is unusable.
+    #[error(transparent)]
+    Tokens(#[from] auth::TokenFileError),
+    /// The server flags could not be applied (TLS files).
+    #[error(transparent)]
+    Setup(#[from] zgc_server::args::SetupError),
     /// The metrics port could not be bound.
     #[error("metrics endpoint: {0}")]
     Metrics(#[from] std::io::Error),
@@ -72,6 +79,11 @@ pub async fn serve_with(
     metrics_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let tokens = config
+        .auth_token_file
+        .as_deref()
+        .map(auth::Tokens::from_file)
+        .transpose()?;
     let mut store_config = StoreConfig::new(&config.data_dir);
     store_config.durability = config.durability.into();
     store_config.retention = config.retention;
@@ -111,8 +123,9 @@ pub async fn serve_with(
     let on_signal = lifecycle.on_signal(shutdown, health.clone());
     let server = config
         .server
-        .server(metrics)
+        .server(metrics)?
         .layer(layer)
+        .layer(auth::AuthLayer::new(tokens))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

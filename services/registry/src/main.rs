@@ -6,7 +6,8 @@ use zgc_registry::Config;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
-    zgc_server::telemetry::init(config.server.log_format);
+    let _telemetry =
+        zgc_server::telemetry::init_service(config.server.log_format, "info", "zgc-registry");
     zgc_server::shutdown::survive_file_size_limit();
     let listen = config.listen;
     zgc_server::shutdown::run_main("zgc-registry", listen, |listener| {

@@ -1,6 +1,7 @@
 //! Command-line flags, each with an environment-variable fallback.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use zgc_server::ServerArgs;
@@ -34,6 +35,20 @@ pub struct Config {
     /// Largest request message accepted, in bytes.
     #[arg(long, env = "ZGC_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
     pub max_message_bytes: usize,
+    /// PEM CA certificates to trust for the registry (TLS is used with
+    /// them, or with an `https://` --registry-addr).
+    #[arg(long, env = "ZGC_REGISTRY_TLS_CA")]
+    pub registry_tls_ca: Option<PathBuf>,
+    /// PEM client certificate to present to the registry (mutual TLS).
+    #[arg(long, env = "ZGC_REGISTRY_TLS_CERT", requires = "registry_tls_key")]
+    pub registry_tls_cert: Option<PathBuf>,
+    /// PEM private key of --registry-tls-cert.
+    #[arg(long, env = "ZGC_REGISTRY_TLS_KEY", requires = "registry_tls_cert")]
+    pub registry_tls_key: Option<PathBuf>,
+    /// The name to check the registry's certificate against, when it
+    /// differs from the address's host.
+    #[arg(long, env = "ZGC_REGISTRY_TLS_SERVER_NAME")]
+    pub registry_tls_server_name: Option<String>,
     /// Flags every zgc server takes.
     #[command(flatten)]
     pub server: ServerArgs,
@@ -49,6 +64,10 @@ impl Config {
             stall_secs: 30,
             backoff_max_ms: 5000,
             max_message_bytes: 1024 * 1024,
+            registry_tls_ca: None,
+            registry_tls_cert: None,
+            registry_tls_key: None,
+            registry_tls_server_name: None,
             server: ServerArgs::default(),
         }
     }
@@ -56,5 +75,17 @@ impl Config {
     /// The drain timeout.
     pub fn drain(&self) -> Duration {
         self.server.drain()
+    }
+}
+
+impl Config {
+    /// TLS to the registry, from the flags.
+    pub fn registry_tls(&self) -> zgc_client::ClientTls {
+        zgc_client::ClientTls {
+            ca: self.registry_tls_ca.clone(),
+            cert: self.registry_tls_cert.clone(),
+            key: self.registry_tls_key.clone(),
+            server_name: self.registry_tls_server_name.clone(),
+        }
     }
 }

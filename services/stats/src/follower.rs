@@ -50,6 +50,9 @@ pub struct FollowerConfig {
     pub stall_timeout: Duration,
     /// Largest registry message accepted.
     pub max_message_bytes: usize,
+    /// TLS to the registry (used for `https://` addresses or when a CA or
+    /// client certificate is given).
+    pub tls: zgc_client::ClientTls,
 }
 
 impl FollowerConfig {
@@ -61,6 +64,7 @@ impl FollowerConfig {
             backoff_max: Duration::from_secs(5),
             stall_timeout: Duration::from_secs(30),
             max_message_bytes: 64 * 1024 * 1024,
+            tls: zgc_client::ClientTls::default(),
         }
     }
 }
@@ -87,6 +91,8 @@ enum FollowError {
     Stalled(Duration),
     #[error("the watch ended")]
     Ended,
+    #[error("{0}")]
+    Setup(String),
 }
 
 impl From<Status> for FollowError {
@@ -114,14 +120,13 @@ pub async fn run(
     // stall timeout); pings are only a backstop, rare enough never to trip
     // a proxy's or server's `too_many_pings` limit (gRPC's default minimum
     // is 5 minutes).
-    let endpoint = match Endpoint::from_shared(config.registry_addr.clone()) {
+    let endpoint = match zgc_client::endpoint(&config.registry_addr, &config.tls) {
         Ok(e) => e
-            .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(300))
             .keep_alive_timeout(Duration::from_secs(20))
             .keep_alive_while_idle(false),
         Err(e) => {
-            tracing::error!(addr = %config.registry_addr, error = %e, "invalid registry address");
+            tracing::error!(addr = %config.registry_addr, error = %e, "cannot follow the registry");
             return;
         }
     };
@@ -130,7 +135,10 @@ pub async fn run(
     loop {
         let before = position.clone();
         let result = tokio::select! {
-            r = follow(&state, &endpoint, &config, &mut position, &health, &metrics) => r,
+            r = tracing::Instrument::instrument(
+                follow(&state, &endpoint, &config, &mut position, &health, &metrics),
+                tracing::info_span!("follow_registry", registry = %config.registry_addr),
+            ) => r,
             _ = shutdown.cancelled() => return,
         };
         if position != before {
@@ -188,6 +196,10 @@ async fn follow(
     let channel: Channel = tokio::time::timeout(stall, endpoint.connect())
         .await
         .map_err(|_| FollowError::Stalled(stall))??;
+    // Each connection's calls carry a request ID and the follower's trace
+    // context, so the registry's logs and traces tie them to this span.
+    let headers = zgc_client::headers(None, None).map_err(|e| FollowError::Setup(e.to_string()))?;
+    let channel = zgc_client::Outgoing::new(channel, headers, zgc_server::telemetry::propagator());
     let mut client =
         RegistryServiceClient::new(channel).max_decoding_message_size(config.max_message_bytes);
     let start = position.as_ref().map_or(0, |p| p.complete + 1);

@@ -34,6 +34,9 @@ pub enum ServeError {
     /// Reflection could not be built.
     #[error("reflection: {0}")]
     Reflection(#[from] zgc_server::reflection::Error),
+    /// The server flags could not be applied (TLS files).
+    #[error(transparent)]
+    Setup(#[from] zgc_server::args::SetupError),
     /// The metrics port could not be bound.
     #[error("metrics endpoint: {0}")]
     Metrics(#[from] std::io::Error),
@@ -70,6 +73,7 @@ pub async fn serve_with(
     let mut follower_config = follower::FollowerConfig::new(&config.registry_addr);
     follower_config.stall_timeout = Duration::from_secs(config.stall_secs.max(1));
     follower_config.backoff_max = Duration::from_millis(config.backoff_max_ms.max(10));
+    follower_config.tls = config.registry_tls();
     let metrics_server =
         zgc_server::metrics::spawn(metrics_listener, metrics.clone(), stop.clone());
     let follower = tokio::spawn(follower::run(
@@ -88,7 +92,7 @@ pub async fn serve_with(
     let on_signal = lifecycle.on_signal(shutdown, health.clone());
     let server = config
         .server
-        .server(metrics)
+        .server(metrics)?
         .layer(layer)
         .add_service(health_service)
         .add_service(reflection_v1)
