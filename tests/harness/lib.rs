@@ -137,10 +137,19 @@ impl Stats {
 
     /// Starts with `tweak` applied to the configuration.
     pub async fn start_with(registry: &str, tweak: impl FnOnce(&mut zgc_stats::Config)) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_on(listener, registry, tweak).await
+    }
+
+    /// Starts on `listener` (to come back on the same port after a stop).
+    pub async fn start_on(
+        listener: TcpListener,
+        registry: &str,
+        tweak: impl FnOnce(&mut zgc_stats::Config),
+    ) -> Self {
         let mut config = zgc_stats::Config::for_registry(registry);
         config.backoff_max_ms = 200;
         tweak(&mut config);
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let metrics_addr = metrics.local_addr().expect("addr");
