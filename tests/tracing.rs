@@ -1,7 +1,7 @@
 //! Traces across the pair, exported over OTLP to a real collector: an
-//! incoming W3C `traceparent` becomes the parent of the call's span, and
-//! the stats service's stream from the registry is one trace on both
-//! sides.
+//! incoming W3C `traceparent` (or B3 `b3` header) becomes the parent of
+//! the call's span, and the stats service's stream from the registry is
+//! one trace on both sides.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -34,6 +34,19 @@ async fn traces_join_across_callers_and_services() {
         .span(|s| s.name == "rpc" && s.trace_id == trace_id)
         .await;
     assert_eq!(call.parent, parent);
+
+    // A caller in a mesh that traces with B3 (Zipkin's format).
+    let b3_trace = "80f198ee56343ba864fe8b2a57d3eff7";
+    let b3_span = "e457b5a2e4d86bd1";
+    let mut request = tonic::Request::new(ListParksRequest::default());
+    request
+        .metadata_mut()
+        .insert("b3", format!("{b3_trace}-{b3_span}-1").parse().unwrap());
+    registry.client().await.list_parks(request).await.unwrap();
+    let call = otlp
+        .span(|s| s.name == "rpc" && s.trace_id == b3_trace)
+        .await;
+    assert_eq!(call.parent, b3_span);
 
     // The stats service's follower and the registry's WatchChanges call
     // (spans are exported when they end: here, when the stats service

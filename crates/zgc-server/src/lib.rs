@@ -5,6 +5,7 @@
 //! Nothing here knows about parks, companies or storage.
 
 pub mod args;
+pub mod b3;
 pub mod deadline;
 pub mod health;
 pub mod incoming;

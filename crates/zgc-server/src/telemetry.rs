@@ -3,10 +3,11 @@
 //! Logs: `tracing`, filtered by `RUST_LOG` (default `info`), printed as
 //! text or as JSON lines on stderr.
 //!
-//! Traces: every `tracing` span is also an OpenTelemetry span. The W3C
-//! trace context (`traceparent`, `tracestate`) of an incoming call becomes
-//! the parent of its `rpc` span ([`extract_parent`]), and outgoing calls
-//! carry the current span's ([`propagator`]). Spans are exported over OTLP
+//! Traces: every `tracing` span is also an OpenTelemetry span. The trace
+//! context of an incoming call (W3C `traceparent`/`tracestate`, or B3's
+//! `b3` / `x-b3-*`) becomes the parent of its `rpc` span
+//! ([`extract_parent`]), and outgoing calls carry the current span's in
+//! both formats ([`propagator`]). Spans are exported over OTLP
 //! (gRPC) when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, with the standard
 //! `OTEL_*` variables (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
@@ -16,7 +17,7 @@
 
 use std::sync::Arc;
 
-use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::propagation::{Extractor, Injector, TextMapCompositePropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
@@ -155,7 +156,12 @@ fn install(
         .try_init()
         .is_ok();
     if installed && provider.is_some() {
-        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        // B3 (`b3`, `x-b3-*`) for meshes that trace with Zipkin's format,
+        // then W3C trace context, which wins when a call carries both.
+        opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+            Box::new(crate::b3::B3Propagator),
+            Box::new(TraceContextPropagator::new()),
+        ]));
         if (otlp_endpoint_set() || service.is_some_and(|s| s.1.is_some())) && problem.is_none() {
             tracing::info!("exporting traces over OTLP");
         }
