@@ -226,24 +226,15 @@ async fn import(
             None => {}
         }
     }
-    // Parents before branches: batches go in order, a few at a time.
-    for chunk in batches.chunks(4) {
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, b) in chunk.iter().enumerate() {
-            let mut c = RegistryServiceClient::new(registry[i % registry.len()].clone())
-                .max_encoding_message_size(64 << 20);
-            let requests = b.clone();
-            tasks.spawn(async move {
-                c.batch_create_companies(BatchCreateCompaniesRequest {
-                    requests,
-                    request_id: String::new(),
-                })
-                .await
-            });
-        }
-        while let Some(r) = tasks.join_next().await {
-            r.map_err(|e| SuiteError::Failed(e.to_string()))??;
-        }
+    // One batch at a time, in order: a branch's parent may be in the
+    // batch before.
+    for requests in batches {
+        client
+            .batch_create_companies(BatchCreateCompaniesRequest {
+                requests,
+                request_id: String::new(),
+            })
+            .await?;
     }
     Ok((started.elapsed(), encoded, names))
 }
