@@ -5,51 +5,14 @@
 
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes};
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use bytes::Bytes;
 use tonic::{Code, Request, Status};
 use zgc_proto::registry::v1::*;
 use zgc_proto::stats::v1::*;
 use zgc_proto::types::v1::Date;
 use zgc_tests::fixtures::violation_fields;
+use zgc_tests::raw::RawCodec;
 use zgc_tests::{Registry, Stats, company, park};
-
-/// Sends and receives raw bytes, to put on the wire what no well-behaved
-/// client would.
-#[derive(Default)]
-struct RawCodec;
-struct RawEncoder;
-struct RawDecoder;
-
-impl Encoder for RawEncoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawDecoder {
-    type Item = Bytes;
-    type Error = Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
 
 async fn raw_call(r: &Registry, method: &'static str, body: Vec<u8>) -> Result<Bytes, Status> {
     let mut grpc = tonic::client::Grpc::new(r.channel().await);

@@ -19,6 +19,7 @@ pub mod fixtures;
 pub mod otlp;
 pub mod pki;
 pub mod proxy;
+pub mod raw;
 
 /// A registry served in this process on a free loopback port.
 pub struct Registry {
