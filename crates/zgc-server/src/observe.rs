@@ -113,6 +113,8 @@ struct Ending {
     method: MethodLabels,
     started: Instant,
     span: tracing::Span,
+    /// The trace ID the call came with, for when spans are not traced.
+    incoming_trace: Option<String>,
 }
 
 impl Ending {
@@ -132,7 +134,9 @@ impl Ending {
             })
             .inc();
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        let trace_id = crate::telemetry::trace_id(&self.span).unwrap_or_default();
+        let trace_id = crate::telemetry::trace_id(&self.span)
+            .or(self.incoming_trace)
+            .unwrap_or_default();
         let _entered = self.span.enter();
         if code == 0 {
             tracing::debug!(target: "zgc::rpc", code = name, duration_us = micros, trace_id, "call finished");
@@ -183,6 +187,7 @@ where
             method,
             started: Instant::now(),
             span: span.clone(),
+            incoming_trace: crate::telemetry::incoming_trace_id(request.headers()),
         };
         let future = self.inner.call(request).instrument(span);
         Box::pin(async move {

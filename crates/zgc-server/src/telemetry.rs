@@ -3,17 +3,19 @@
 //! Logs: `tracing`, filtered by `RUST_LOG` (default `info`), printed as
 //! text or as JSON lines on stderr.
 //!
-//! Traces: every `tracing` span is also an OpenTelemetry span. The trace
-//! context of an incoming call (W3C `traceparent`/`tracestate`, or B3's
-//! `b3` / `x-b3-*`) becomes the parent of its `rpc` span
-//! ([`extract_parent`]), and outgoing calls carry the current span's in
-//! both formats ([`propagator`]). Spans are exported over OTLP
-//! (gRPC) when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
-//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, with the standard
-//! `OTEL_*` variables (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
-//! `OTEL_TRACES_SAMPLER`, `OTEL_EXPORTER_OTLP_HEADERS`, ...). Without an
-//! endpoint, nothing is exported and new traces are not sampled, but trace
-//! IDs still flow from call to call.
+//! Traces: with an OTLP endpoint set (`OTEL_EXPORTER_OTLP_ENDPOINT` or
+//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, with the standard `OTEL_*`
+//! variables: `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
+//! `OTEL_TRACES_SAMPLER`, `OTEL_EXPORTER_OTLP_HEADERS`, ...), every
+//! `tracing` span is also an OpenTelemetry span exported over OTLP/gRPC.
+//! The trace context of an incoming call (W3C `traceparent`/`tracestate`,
+//! or B3's `b3` / `x-b3-*`) is the parent of its `rpc` span
+//! ([`extract_parent`]), and outgoing calls carry the current span's in both
+//! formats ([`propagator`]). Without an endpoint servers make no
+//! OpenTelemetry spans (they cost about a tenth of a cheap call's
+//! throughput), but still log the trace ID a call came with
+//! ([`incoming_trace_id`]); the CLI always traces, so its calls carry a
+//! context.
 
 use std::sync::Arc;
 
@@ -56,18 +58,28 @@ impl Drop for Guard {
 /// Installs logging only (no traces). Safe to call more than once (later
 /// calls do nothing), so tests may start several servers.
 pub fn init(format: LogFormat) {
-    let _ = install(format, "info", None);
+    let _ = install(format, "info", None, false);
 }
 
 /// Like [`init`], with another filter when `RUST_LOG` is unset.
 pub fn init_with_default(format: LogFormat, default_filter: &str) {
-    let _ = install(format, default_filter, None);
+    let _ = install(format, default_filter, None, false);
 }
 
-/// Installs logging and tracing for a program named `service` (the OTel
-/// service name unless `OTEL_SERVICE_NAME` says otherwise).
+/// Installs logging and tracing for a server named `service` (the OTel
+/// service name unless `OTEL_SERVICE_NAME` says otherwise). Spans become
+/// OpenTelemetry spans only when an OTLP endpoint is set: they cost about
+/// a tenth of a cheap call's throughput (BENCHMARKS.md). Without one, the
+/// trace ID of an incoming call is still read and logged.
 pub fn init_service(format: LogFormat, default_filter: &str, service: &str) -> Guard {
-    install(format, default_filter, Some((service, None)))
+    install(format, default_filter, Some((service, None)), false)
+}
+
+/// Like [`init_service`], for a client that starts traces: its spans are
+/// OpenTelemetry spans even without an exporter, so its calls carry a
+/// trace context the servers log.
+pub fn init_client(format: LogFormat, default_filter: &str, service: &str) -> Guard {
+    install(format, default_filter, Some((service, None)), true)
 }
 
 /// Like [`init_service`], exporting to `otlp_endpoint` (a gRPC URL)
@@ -78,7 +90,12 @@ pub fn init_service_exporting_to(
     service: &str,
     otlp_endpoint: &str,
 ) -> Guard {
-    install(format, default_filter, Some((service, Some(otlp_endpoint))))
+    install(
+        format,
+        default_filter,
+        Some((service, Some(otlp_endpoint))),
+        true,
+    )
 }
 
 fn otlp_endpoint_set() -> bool {
@@ -120,6 +137,7 @@ fn install(
     format: LogFormat,
     default_filter: &str,
     service: Option<(&str, Option<&str>)>,
+    trace_always: bool,
 ) -> Guard {
     // RUST_LOG filters the log lines only: spans are traced from INFO up
     // whatever the log level.
@@ -138,10 +156,11 @@ fn install(
             .boxed(),
     };
     let (provider, problem) = match service {
-        Some((name, endpoint)) => {
+        Some((name, endpoint)) if trace_always || endpoint.is_some() || otlp_endpoint_set() => {
             let (provider, problem) = tracer_provider(name, endpoint);
             (Some(provider), problem)
         }
+        Some(_) => (None, None),
         None => (None, None),
     };
     let otel = provider.as_ref().map(|p| {
@@ -155,7 +174,7 @@ fn install(
         .with(otel)
         .try_init()
         .is_ok();
-    if installed && provider.is_some() {
+    if installed && service.is_some() {
         // B3 (`b3`, `x-b3-*`) for meshes that trace with Zipkin's format,
         // then W3C trace context, which wins when a call carries both.
         opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
@@ -227,6 +246,17 @@ pub fn propagator() -> Option<HeaderHook> {
 pub fn trace_id(span: &tracing::Span) -> Option<String> {
     use opentelemetry::trace::TraceContextExt;
     let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
+}
+
+/// The trace ID an incoming call carries (W3C or B3), in hex, if any.
+pub fn incoming_trace_id(headers: &http::HeaderMap) -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    let context =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
     let span_context = context.span().span_context().clone();
     span_context
         .is_valid()

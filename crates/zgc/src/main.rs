@@ -23,7 +23,7 @@ use crate::error::CliError;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let _telemetry =
-        zgc_server::telemetry::init_service(zgc_server::telemetry::LogFormat::Text, "warn", "zgc");
+        zgc_server::telemetry::init_client(zgc_server::telemetry::LogFormat::Text, "warn", "zgc");
     // One trace per command: every call it makes carries its context.
     let span = tracing::info_span!("zgc");
     match tracing::Instrument::instrument(run(cli), span).await {

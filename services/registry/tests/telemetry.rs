@@ -19,6 +19,14 @@ async fn every_call_is_logged_with_its_request_id_method_and_code() {
     request
         .metadata_mut()
         .insert("x-request-id", "trace-me-42".parse().unwrap());
+    // A mesh's trace context: logged even though this registry exports no
+    // traces.
+    request.metadata_mut().insert(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+            .parse()
+            .unwrap(),
+    );
     let status = r.client.get_company(request).await.unwrap_err();
     assert_eq!(
         status.metadata().get("x-request-id").unwrap(),
@@ -31,5 +39,9 @@ async fn every_call_is_logged_with_its_request_id_method_and_code() {
     assert_eq!(line["code"], "NOT_FOUND", "{line}");
     assert_eq!(line["span"]["rpc.method"], "GetCompany", "{line}");
     assert!(line["duration_us"].as_u64().is_some(), "{line}");
+    assert_eq!(
+        line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
+        "{line}"
+    );
     r.child.kill().await.unwrap();
 }
