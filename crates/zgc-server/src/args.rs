@@ -9,7 +9,8 @@ use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsCo
 use tower_layer::{Identity, Stack};
 
 use crate::deadline::DeadlineLayer;
-use crate::load_shed::LoadShedLayer;
+use crate::gate::GateLayer;
+use crate::load_shed::{LoadShed, LoadShedLayer};
 use crate::metrics::Metrics;
 use crate::observe::ObserveLayer;
 use crate::telemetry::LogFormat;
@@ -110,7 +111,9 @@ impl ServerArgs {
 
     /// The load-shedding layer these flags ask for.
     pub fn load_shed(&self) -> LoadShedLayer {
-        LoadShedLayer::new(usize::try_from(self.max_concurrent_calls).unwrap_or(usize::MAX))
+        GateLayer(LoadShed::new(
+            usize::try_from(self.max_concurrent_calls).unwrap_or(usize::MAX),
+        ))
     }
 
     /// The TLS configuration these flags ask for, if any.

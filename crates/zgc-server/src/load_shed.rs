@@ -9,18 +9,15 @@
 //! Health checks and reflection are never shed: a busy server is not a
 //! dead one, and probes must keep telling the truth.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{Request, Response};
-use tokio::sync::Semaphore;
+use http::HeaderMap;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
-use tower_layer::Layer;
-use tower_service::Service;
+
+use crate::gate::{Gate, GateLayer};
 
 /// The `ErrorInfo` reason of a shed call (domain `zgc.dev`).
 pub const OVERLOADED: &str = "OVERLOADED";
@@ -32,13 +29,16 @@ const RETRY_AFTER: Duration = Duration::from_millis(50);
 const EXEMPT: [&str; 2] = ["/grpc.health.v1.Health/", "/grpc.reflection."];
 
 /// Limits the calls in flight; see the module docs.
-#[derive(Clone)]
-pub struct LoadShedLayer {
+#[derive(Clone, Debug)]
+pub struct LoadShed {
     permits: Arc<Semaphore>,
     limit: usize,
 }
 
-impl LoadShedLayer {
+/// The load-shedding layer.
+pub type LoadShedLayer = GateLayer<LoadShed>;
+
+impl LoadShed {
     /// At most `limit` calls in flight (at least 1).
     pub fn new(limit: usize) -> Self {
         let limit = limit.clamp(1, Semaphore::MAX_PERMITS);
@@ -47,29 +47,23 @@ impl LoadShedLayer {
             limit,
         }
     }
-
-    /// Calls in flight now (exempt calls not counted).
-    pub fn in_flight(&self) -> usize {
-        self.limit - self.permits.available_permits()
-    }
 }
 
-impl<S> Layer<S> for LoadShedLayer {
-    type Service = LoadShed<S>;
+impl Gate for LoadShed {
+    type Pass = Option<OwnedSemaphorePermit>;
 
-    fn layer(&self, inner: S) -> Self::Service {
-        LoadShed {
-            inner,
-            layer: self.clone(),
+    fn admit(&self, path: &str, _headers: &HeaderMap) -> Result<Self::Pass, Status> {
+        if EXEMPT.iter().any(|prefix| path.starts_with(prefix)) {
+            return Ok(None);
+        }
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => Ok(Some(permit)),
+            Err(_) => {
+                tracing::debug!(path, limit = self.limit, "shedding a call");
+                Err(overloaded(self.limit))
+            }
         }
     }
-}
-
-/// The service [`LoadShedLayer`] wraps around the server.
-#[derive(Clone)]
-pub struct LoadShed<S> {
-    inner: S,
-    layer: LoadShedLayer,
 }
 
 /// The status a shed call gets.
@@ -85,41 +79,4 @@ pub fn overloaded(limit: usize) -> Status {
         format!("the server is at its limit of {limit} calls in flight; retry with backoff"),
         details,
     )
-}
-
-impl<S, B, R> Service<Request<B>> for LoadShed<S>
-where
-    S: Service<Request<B>, Response = Response<R>>,
-    S::Future: Send + 'static,
-    R: Default,
-{
-    type Response = Response<R>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<R>, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let path = request.uri().path();
-        if EXEMPT.iter().any(|prefix| path.starts_with(prefix)) {
-            return Box::pin(self.inner.call(request));
-        }
-        match self.layer.permits.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let future = self.inner.call(request);
-                Box::pin(async move {
-                    let response = future.await;
-                    drop(permit);
-                    response
-                })
-            }
-            Err(_) => {
-                let limit = self.layer.limit;
-                tracing::debug!(path, limit, "shedding a call");
-                Box::pin(async move { Ok(overloaded(limit).into_http()) })
-            }
-        }
-    }
 }

@@ -5,18 +5,13 @@
 //! not in the file: `PERMISSION_DENIED`. Tokens are kept as SHA-256
 //! digests and compared in constant time; they are never logged.
 
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use http::{Request, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::Status;
-use tower_layer::Layer;
-use tower_service::Service;
+use zgc_server::gate::Gate;
 
 /// The methods that change state.
 pub const WRITE_METHODS: [&str; 7] = [
@@ -136,64 +131,21 @@ pub fn check(path: &str, authorization: Option<&[u8]>, tokens: &Tokens) -> Resul
 
 /// Enforces [`check`] on every call, when there are tokens.
 #[derive(Clone, Debug)]
-pub struct AuthLayer {
-    tokens: Option<Tokens>,
-}
+pub struct WriteAuth(pub Option<Tokens>);
 
-impl AuthLayer {
-    /// Accepts writes bearing one of `tokens`; every write when `None`.
-    pub fn new(tokens: Option<Tokens>) -> Self {
-        Self { tokens }
-    }
-}
+impl Gate for WriteAuth {
+    type Pass = ();
 
-impl<S> Layer<S> for AuthLayer {
-    type Service = Auth<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Auth {
-            inner,
-            tokens: self.tokens.clone(),
-        }
-    }
-}
-
-/// The service [`AuthLayer`] wraps around the server.
-#[derive(Clone, Debug)]
-pub struct Auth<S> {
-    inner: S,
-    tokens: Option<Tokens>,
-}
-
-impl<S, B, R> Service<Request<B>> for Auth<S>
-where
-    S: Service<Request<B>, Response = Response<R>>,
-    S::Future: Send + 'static,
-    R: Default + Send + 'static,
-{
-    type Response = Response<R>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<R>, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let Some(tokens) = &self.tokens else {
-            return Box::pin(self.inner.call(request));
-        };
-        let verdict = check(
-            request.uri().path(),
-            request
-                .headers()
-                .get(http::header::AUTHORIZATION)
-                .map(|v| v.as_bytes()),
-            tokens,
-        );
-        match verdict {
-            Ok(()) => Box::pin(self.inner.call(request)),
-            Err(status) => Box::pin(async move { Ok(status.into_http()) }),
+    fn admit(&self, path: &str, headers: &http::HeaderMap) -> Result<(), Status> {
+        match &self.0 {
+            None => Ok(()),
+            Some(tokens) => check(
+                path,
+                headers
+                    .get(http::header::AUTHORIZATION)
+                    .map(|v| v.as_bytes()),
+                tokens,
+            ),
         }
     }
 }

@@ -125,7 +125,7 @@ pub async fn serve_with(
         .server
         .server(metrics)?
         .layer(layer)
-        .layer(auth::AuthLayer::new(tokens))
+        .layer(zgc_server::gate::GateLayer(auth::WriteAuth(tokens)))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
