@@ -1,19 +1,20 @@
-//! Closed-loop load: a fixed number of calls in flight over several
-//! connections, for a fixed time, with every latency recorded in an HDR
-//! histogram.
+//! Load shapes: closed-loop (a fixed number of calls in flight, for a
+//! fixed time) and paced (calls started at a fixed rate, whatever the
+//! answers do). Every latency goes into an HDR histogram.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use tonic::transport::Channel;
 
 /// What one load run measured.
 pub struct LoadResult {
     /// Calls that succeeded.
     pub calls: u64,
-    /// Calls that failed.
+    /// Calls that failed, and the first failure seen.
     pub errors: u64,
+    /// The first failure, for the report.
+    pub first_error: Option<String>,
     /// Wall time of the run.
     pub elapsed: Duration,
     /// Latency of successful calls, in microseconds.
@@ -21,6 +22,39 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
+    fn new() -> Self {
+        Self {
+            calls: 0,
+            errors: 0,
+            first_error: None,
+            elapsed: Duration::ZERO,
+            latency: histogram(),
+        }
+    }
+
+    fn record(&mut self, outcome: Result<Duration, String>) {
+        match outcome {
+            Ok(latency) => {
+                self.calls += 1;
+                let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+                let _ = self.latency.record(us.max(1));
+            }
+            Err(e) => {
+                self.errors += 1;
+                self.first_error.get_or_insert(e);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: LoadResult) {
+        self.calls += other.calls;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        let _ = self.latency.add(&other.latency);
+    }
+
     /// Successful calls per second.
     pub fn throughput(&self) -> f64 {
         self.calls as f64 / self.elapsed.as_secs_f64().max(1e-9)
@@ -38,53 +72,88 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 100_000_000, 3).expect("valid histogram bounds")
 }
 
-/// Runs `call` from `concurrency` tasks spread over `channels` for
-/// `duration`. `call` gets a channel and a number unique to the call.
-pub async fn run<F, Fut>(
-    channels: &[Channel],
+/// Runs `call` from `concurrency` tasks spread over `connections` for
+/// `duration`, each starting its next call when the last one ends.
+/// `call` gets a connection and a number unique to the call; the latency
+/// recorded is the call's own duration.
+pub async fn closed<C, F, Fut, E>(
+    connections: &[C],
     concurrency: usize,
     duration: Duration,
     call: F,
 ) -> LoadResult
 where
-    F: Fn(Channel, u64) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), tonic::Status>> + Send,
+    C: Clone + Send + 'static,
+    F: Fn(C, u64) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send,
+    E: std::fmt::Display,
 {
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = tokio::task::JoinSet::new();
-    for t in 0..concurrency {
-        let channel = channels[t % channels.len()].clone();
+    for t in 0..concurrency.max(1) {
+        let Some(connection) = connections.get(t % connections.len().max(1)).cloned() else {
+            break;
+        };
         let call = call.clone();
         tasks.spawn(async move {
-            let mut latency = histogram();
-            let (mut calls, mut errors) = (0u64, 0u64);
+            let mut result = LoadResult::new();
             let mut n = t as u64;
             while Instant::now() < deadline {
                 let began = Instant::now();
-                match call(channel.clone(), n).await {
-                    Ok(()) => {
-                        calls += 1;
-                        let us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
-                        let _ = latency.record(us.max(1));
-                    }
-                    Err(_) => errors += 1,
-                }
+                let outcome = call(connection.clone(), n).await;
+                result.record(outcome.map(|()| began.elapsed()).map_err(|e| e.to_string()));
                 n += concurrency as u64;
             }
-            (calls, errors, latency)
+            result
         });
     }
-    let mut result = LoadResult {
-        calls: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latency: histogram(),
-    };
-    while let Some(Ok((calls, errors, latency))) = tasks.join_next().await {
-        result.calls += calls;
-        result.errors += errors;
-        let _ = result.latency.add(&latency);
+    let mut result = LoadResult::new();
+    while let Some(Ok(part)) = tasks.join_next().await {
+        result.merge(part);
+    }
+    result.elapsed = start.elapsed();
+    result
+}
+
+/// Starts `call` `rate` times per second for `duration`, without waiting
+/// for earlier calls (an open loop: a slow answer does not slow the
+/// arrivals), at most `max_in_flight` at once. `call` returns the latency
+/// to record (which need not be its own duration).
+pub async fn paced<F, Fut, E>(
+    rate: u32,
+    duration: Duration,
+    max_in_flight: usize,
+    call: F,
+) -> LoadResult
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Duration, E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let start = Instant::now();
+    let period = Duration::from_secs(1) / rate.max(1);
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut result = LoadResult::new();
+    let mut n = 0u64;
+    while start.elapsed() < duration {
+        ticks.tick().await;
+        while tasks.len() >= max_in_flight.max(1) {
+            if let Some(Ok(outcome)) = tasks.join_next().await {
+                result.record(outcome);
+            }
+        }
+        let call = call(n);
+        tasks.spawn(async move { call.await.map_err(|e| e.to_string()) });
+        n += 1;
+        while let Some(Ok(outcome)) = tasks.try_join_next() {
+            result.record(outcome);
+        }
+    }
+    while let Some(Ok(outcome)) = tasks.join_next().await {
+        result.record(outcome);
     }
     result.elapsed = start.elapsed();
     result

@@ -1,20 +1,28 @@
-//! `zgc-bench`: the benchmark suite's load generator.
+//! `zgc-bench`: the benchmark suite.
 //!
 //! Starts the real `zgc-registry` and `zgc-stats` binaries (built next to
-//! this one) and a bare tonic echo server (this binary, `echo-server`),
-//! loads generated companies through `BatchCreateCompanies`, then drives
-//! each scenario with many calls in flight over several connections,
-//! several runs each, and reports medians as JSON and Markdown.
+//! this one), loads generated companies through `BatchCreateCompanies`,
+//! then drives each scenario with many calls in flight over several
+//! connections, several runs each, beside its baselines: a bare tonic echo
+//! server (this binary, `echo-server`), a raw sled loop and PostgreSQL.
+//! Writes `results.json` and the Markdown report of medians and targets.
 //!
 //! ```sh
 //! cargo build --release -p zgc-registry -p zgc-stats -p zgc-bench
-//! target/release/zgc-bench --companies 1000000 --out target/bench
+//! target/release/zgc-bench --companies 1000000 --markdown BENCHMARKS.md
 //! target/debug/zgc-bench --quick       # what CI runs
 //! ```
 
+mod dataset;
 mod echo;
 mod load;
+mod postgres;
 mod procs;
+mod report;
+mod results;
+mod scenarios;
+mod server_latency;
+mod sled_loop;
 mod suite;
 
 use std::net::SocketAddr;
@@ -41,6 +49,24 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
     },
+    /// Render the Markdown report of an earlier run's `results.json`.
+    Report {
+        /// The results file.
+        #[arg(long, default_value = "target/bench/results.json")]
+        results: PathBuf,
+        /// The report to write; an existing file keeps what is outside
+        /// its generated part.
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        markdown: PathBuf,
+    },
+}
+
+fn report(results: &std::path::Path, markdown: &std::path::Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(results)
+        .map_err(|e| format!("cannot read {}: {e}", results.display()))?;
+    let r: results::Results = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a results file: {e}", results.display()))?;
+    suite::render(&r, markdown).map_err(|e| format!("cannot write {}: {e}", markdown.display()))
 }
 
 #[tokio::main]
@@ -63,7 +89,7 @@ async fn main() -> ExitCode {
                 "{}",
                 serde_json::json!({"message": "listening", "addr": addr})
             );
-            let reply = suite::sample_company();
+            let reply = scenarios::sample_company();
             match echo::serve(listener, reply).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -72,6 +98,13 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Report { results, markdown }) => match report(&results, &markdown) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("zgc-bench report: {e}");
+                ExitCode::FAILURE
+            }
+        },
         None => match suite::run(cli.suite).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -80,9 +113,4 @@ async fn main() -> ExitCode {
             }
         },
     }
-}
-
-/// Where results go by default.
-pub fn default_out() -> PathBuf {
-    PathBuf::from("target/bench")
 }

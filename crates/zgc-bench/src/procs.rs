@@ -36,19 +36,25 @@ pub struct Server {
     pub child: Child,
     /// Its gRPC address.
     pub addr: SocketAddr,
+    /// Its metrics address, when it was given `--metrics-listen`.
+    pub metrics_addr: Option<SocketAddr>,
     /// When it was spawned.
     pub started: Instant,
 }
 
 impl Server {
-    /// Spawns `program args`, waiting for the JSON log line that says where
-    /// it listens (`message == "listening"`).
+    /// Spawns `program args`, waiting for the JSON log lines that say where
+    /// it listens (`listening`, and `metrics listening` when `args` has
+    /// `--metrics-listen`).
     pub async fn spawn(program: &Path, args: &[String]) -> Result<Self, ProcError> {
         let name = program.display().to_string();
         let started = Instant::now();
         let mut child = Command::new(program)
             .args(args)
-            .env("RUST_LOG", "warn,zgc_server::shutdown=info")
+            .env(
+                "RUST_LOG",
+                "warn,zgc_server::shutdown=info,zgc_server::metrics=info",
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -58,14 +64,22 @@ impl Server {
             .stderr
             .take()
             .ok_or_else(|| ProcError::NoStart(name.clone()))?;
+        let wants_metrics = args.iter().any(|a| a == "--metrics-listen");
         let mut lines = BufReader::new(stderr).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(120), async {
+        let (addr, metrics_addr) = tokio::time::timeout(Duration::from_secs(300), async {
+            let (mut addr, mut metrics_addr) = (None, None);
             while let Ok(Some(line)) = lines.next_line().await {
                 let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
                     continue;
                 };
+                let parsed = || v["addr"].as_str().and_then(|a| a.parse().ok());
                 if v["message"] == "listening" {
-                    return v["addr"].as_str().and_then(|a| a.parse().ok());
+                    addr = parsed();
+                } else if v["message"] == "metrics listening" {
+                    metrics_addr = parsed();
+                }
+                if addr.is_some() && (metrics_addr.is_some() || !wants_metrics) {
+                    return Some((addr?, metrics_addr));
                 }
             }
             None
@@ -78,6 +92,7 @@ impl Server {
         Ok(Self {
             child,
             addr,
+            metrics_addr,
             started,
         })
     }

@@ -1,34 +1,40 @@
 //! The suite: start the servers, load the data, run every scenario a few
-//! times, and report medians beside the baselines and the targets.
+//! times beside its baselines, and write `results.json` and the report.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prost::Message;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use zgc_proto::registry::v1::registry_service_client::RegistryServiceClient;
-use zgc_proto::registry::v1::*;
 use zgc_proto::stats::v1::stats_service_client::StatsServiceClient;
-use zgc_proto::stats::v1::{GetSummaryRequest, Scope, scope};
-use zgc_proto::types::v1::Location;
+use zgc_proto::stats::v1::{GetSummaryRequest, Scope};
 
-use crate::load::{self, LoadResult};
+use crate::dataset::{self, Loaded};
+use crate::postgres::{self, Postgres};
 use crate::procs::{self, Server};
+use crate::results::{self, Freshness, Median, Results, SqlComparison};
+use crate::scenarios::{self, Scenario, Target};
+use crate::server_latency;
+use crate::{load, report, sled_loop};
 
 /// How the suite runs.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
-    /// Companies loaded before the scenarios run.
+    /// Companies loaded before the scenarios run (the targets are defined
+    /// at 1,000,000).
     #[arg(long, default_value_t = 100_000)]
     pub companies: u64,
-    /// Runs of each scenario; the report shows medians.
+    /// Runs of each scenario and of each one-off measurement; the report
+    /// shows medians.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
-    /// Seconds each run of a scenario lasts.
-    #[arg(long, default_value_t = 10.0)]
+    /// Seconds each run of a load scenario lasts.
+    #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
     /// Calls in flight.
     #[arg(long, default_value_t = 64)]
@@ -36,12 +42,24 @@ pub struct Options {
     /// Connections the calls are spread over.
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
+    /// Writes per second in the freshness scenario.
+    #[arg(long, default_value_t = 1000)]
+    pub freshness_rate: u32,
+    /// Leave out the PostgreSQL baseline (its targets then read "not
+    /// measured").
+    #[arg(long)]
+    pub skip_postgres: bool,
     /// A small, fast run that only checks the suite works (CI).
     #[arg(long)]
     pub quick: bool,
-    /// Directory for `results.json` and `results.md`.
+    /// Directory for `results.json` (and `BENCHMARKS.md` unless
+    /// `--markdown` says elsewhere).
     #[arg(long, default_value = "target/bench")]
     pub out: PathBuf,
+    /// The Markdown report to write; an existing file keeps what is
+    /// outside its generated part (pass the repository's BENCHMARKS.md).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
 }
 
 /// Why the suite failed.
@@ -50,6 +68,9 @@ pub enum SuiteError {
     /// A server would not start.
     #[error(transparent)]
     Proc(#[from] procs::ProcError),
+    /// The PostgreSQL baseline.
+    #[error(transparent)]
+    Postgres(#[from] postgres::PgError),
     /// A connection failed.
     #[error("connect: {0}")]
     Connect(#[from] tonic::transport::Error),
@@ -59,41 +80,22 @@ pub enum SuiteError {
     /// Files.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
-    /// A scenario had errors.
+    /// results.json.
+    #[error("results: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A scenario had errors, or figures disagree.
     #[error("{0}")]
     Failed(String),
 }
 
-/// The payload GetCompany returns here, also the echo baseline's reply.
-pub fn sample_company() -> Company {
-    Company {
-        name: "companies/bench-sample".into(),
-        uid: "00000000-0000-4000-8000-000000000000".into(),
-        display_name: "Zhongguancun Bench Sample Technology Co., Ltd.".into(),
-        park: "parks/zgc".into(),
-        location: Some(Location {
-            province: "Beijing".into(),
-            city: "Beijing".into(),
-            district: "Haidian".into(),
-        }),
-        sectors: vec!["software".into(), "ai".into()],
-        employees: 420,
-        investment_cny: 50_000_000,
-        high_tech: true,
-        revision: 1,
-        etag: "\"1\"".into(),
-        ..Default::default()
-    }
-}
-
-async fn channel(addr: std::net::SocketAddr) -> Result<Channel, SuiteError> {
+async fn channel(addr: SocketAddr) -> Result<Channel, SuiteError> {
     Ok(Channel::from_shared(format!("http://{addr}"))
         .map_err(|e| SuiteError::Failed(e.to_string()))?
         .connect()
         .await?)
 }
 
-async fn channels(addr: std::net::SocketAddr, n: usize) -> Result<Vec<Channel>, SuiteError> {
+async fn channels(addr: SocketAddr, n: usize) -> Result<Vec<Channel>, SuiteError> {
     let mut out = Vec::with_capacity(n);
     for _ in 0..n.max(1) {
         out.push(channel(addr).await?);
@@ -101,7 +103,7 @@ async fn channels(addr: std::net::SocketAddr, n: usize) -> Result<Vec<Channel>, 
     Ok(out)
 }
 
-async fn wait_serving(addr: std::net::SocketAddr) -> Result<(), SuiteError> {
+async fn wait_serving(addr: SocketAddr) -> Result<(), SuiteError> {
     let mut health = HealthClient::new(channel(addr).await?);
     let mut stream = health
         .watch(HealthCheckRequest {
@@ -117,135 +119,291 @@ async fn wait_serving(addr: std::net::SocketAddr) -> Result<(), SuiteError> {
     Err(SuiteError::Failed("health stream ended".into()))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(0.0)
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
 }
 
-/// One scenario's medians.
-#[derive(Debug, Clone, Default)]
-struct Measured {
-    name: &'static str,
-    throughput: f64,
-    p50_us: f64,
-    p99_us: f64,
-    server_cpu_s: f64,
+fn registry_args(dir: &Path) -> Vec<String> {
+    let mut a = strings(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--data-dir",
+    ]);
+    a.push(dir.display().to_string());
+    a
 }
 
-async fn scenario<F, Fut>(
-    name: &'static str,
+fn stats_args(registry: SocketAddr) -> Vec<String> {
+    let mut a = strings(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--registry-addr",
+    ]);
+    a.push(format!("http://{registry}"));
+    a
+}
+
+/// The servers under load, and connections to each.
+struct Servers {
+    echo: Server,
+    registry: Server,
+    stats: Server,
+    to_echo: Vec<Channel>,
+    to_registry: Vec<Channel>,
+    to_stats: Vec<Channel>,
+}
+
+impl Servers {
+    fn of(&self, target: Target) -> (&Server, &[Channel]) {
+        match target {
+            Target::Echo => (&self.echo, &self.to_echo),
+            Target::Registry => (&self.registry, &self.to_registry),
+            Target::Stats => (&self.stats, &self.to_stats),
+        }
+    }
+}
+
+async fn latency_buckets(
+    server: &Server,
+    method: Option<(&str, &str)>,
+) -> Option<server_latency::Buckets> {
+    let (service, method) = method?;
+    let page = server_latency::scrape(server.metrics_addr?).await.ok()?;
+    Some(server_latency::buckets(&page, service, method))
+}
+
+/// Runs one closed-loop scenario `o.runs` times.
+async fn measure(
     o: &Options,
-    channels: &[Channel],
-    server: Option<&Server>,
-    call: F,
-) -> Result<Measured, SuiteError>
-where
-    F: Fn(Channel, u64) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send,
-{
-    let (mut tput, mut p50, mut p99, mut cpu) = (vec![], vec![], vec![], vec![]);
+    servers: &Servers,
+    s: &Scenario,
+) -> Result<results::Scenario, SuiteError> {
+    let (server, connections) = servers.of(s.target);
+    let (mut tput, mut p50, mut p99, mut server_p99, mut cpu) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..o.runs.max(1) {
-        let before = server.map_or(0.0, Server::cpu_seconds);
-        let r: LoadResult = load::run(
-            channels,
+        let before = latency_buckets(server, s.method).await;
+        let cpu_before = server.cpu_seconds();
+        let call = s.call.clone();
+        let r = load::closed(
+            connections,
             o.concurrency,
             Duration::from_secs_f64(o.seconds),
-            call.clone(),
+            move |ch, n| call(ch, n),
         )
         .await;
         if r.errors > 0 || r.calls == 0 {
             return Err(SuiteError::Failed(format!(
-                "{name}: {} calls failed, {} succeeded",
-                r.errors, r.calls
+                "{}: {} calls failed ({}), {} succeeded",
+                s.name,
+                r.errors,
+                r.first_error.unwrap_or_default(),
+                r.calls
             )));
         }
-        cpu.push(server.map_or(0.0, Server::cpu_seconds) - before);
+        cpu.push((server.cpu_seconds() - cpu_before) / r.calls as f64);
+        if let (Some(before), Some(after)) = (before, latency_buckets(server, s.method).await)
+            && let Some(q) = after.since(&before).quantile(0.99)
+        {
+            server_p99.push(q * 1e6);
+        }
         tput.push(r.throughput());
         p50.push(r.percentile_us(0.5) as f64);
         p99.push(r.percentile_us(0.99) as f64);
     }
-    let m = Measured {
-        name,
-        throughput: median(tput),
-        p50_us: median(p50),
-        p99_us: median(p99),
-        server_cpu_s: median(cpu),
+    let m = results::Scenario {
+        name: s.name.clone(),
+        description: s.description.clone(),
+        throughput_per_s: Median::of(tput),
+        p50_us: Median::of(p50).median,
+        p99_us: Median::of(p99).median,
+        server_p99_us: (!server_p99.is_empty()).then(|| Median::of(server_p99).median),
+        server_cpu_ms_per_call: Median::of(cpu).median * 1000.0,
     };
     eprintln!(
-        "{name:>10}: {:>9.0} calls/s  p50 {:>6.0} µs  p99 {:>7.0} µs",
-        m.throughput, m.p50_us, m.p99_us
+        "{:>18}: {:>8.0} calls/s  p50 {:>6.0} µs  p99 {:>7.0} µs  server p99 {}",
+        m.name,
+        m.throughput_per_s.median,
+        m.p50_us,
+        m.p99_us,
+        m.server_p99_us.map_or("-".into(), |v| format!("{v:.0} µs"))
     );
     Ok(m)
 }
 
-/// Loads the generated companies in batches of 1,000; returns their
-/// encoded size and the names created.
-async fn import(
-    registry: &[Channel],
-    companies: u64,
-) -> Result<(Duration, u64, Vec<String>), SuiteError> {
-    let mut client =
-        RegistryServiceClient::new(registry[0].clone()).max_encoding_message_size(64 << 20);
-    let mut batches: Vec<Vec<CreateCompanyRequest>> = vec![];
-    let mut encoded = 0u64;
-    let mut names = Vec::new();
-    let started = Instant::now();
-    for entity in zgc_dataset::generate(companies, 11) {
-        match entity.kind {
-            Some(entity::Kind::Park(p)) => {
-                let id = p.name.trim_start_matches("parks/").to_string();
-                client
-                    .create_park(CreateParkRequest {
-                        park: Some(Park {
-                            name: String::new(),
-                            ..p
-                        }),
-                        park_id: id,
-                        request_id: String::new(),
-                    })
-                    .await?;
-            }
-            Some(entity::Kind::Company(c)) => {
-                encoded += c.encoded_len() as u64;
-                let id = c.name.trim_start_matches("companies/").to_string();
-                names.push(c.name.clone());
-                if batches.last().is_none_or(|b| b.len() >= 1000) {
-                    batches.push(Vec::with_capacity(1000));
-                }
-                if let Some(b) = batches.last_mut() {
-                    b.push(CreateCompanyRequest {
-                        company: Some(Company {
-                            name: String::new(),
-                            ..c
-                        }),
-                        company_id: id,
-                        request_id: String::new(),
-                    });
-                }
-            }
-            None => {}
-        }
-    }
-    // One batch at a time, in order: a branch's parent may be in the
-    // batch before.
-    for requests in batches {
-        client
-            .batch_create_companies(BatchCreateCompaniesRequest {
-                requests,
-                request_id: String::new(),
-            })
-            .await?;
-    }
-    Ok((started.elapsed(), encoded, names))
+/// Imports into a fresh registry; returns it with what was loaded.
+async fn fresh_registry(o: &Options, dir: &Path) -> Result<(Server, Loaded), SuiteError> {
+    let registry = Server::spawn(&procs::sibling("zgc-registry"), &registry_args(dir)).await?;
+    wait_serving(registry.addr).await?;
+    let loaded = dataset::import(channel(registry.addr).await?, o.companies).await?;
+    eprintln!(
+        "imported {} companies in {:.1} s",
+        o.companies,
+        loaded.took.as_secs_f64()
+    );
+    Ok((registry, loaded))
 }
 
-fn summary_request() -> GetSummaryRequest {
-    GetSummaryRequest {
-        scope: Some(Scope {
-            selector: Some(scope::Selector::All(true)),
-            include_affiliates: false,
-        }),
-        min_revision: 0,
+fn summary_of_all() -> Scope {
+    Scope {
+        selector: Some(zgc_proto::stats::v1::scope::Selector::All(true)),
+        include_affiliates: false,
+    }
+}
+
+/// From a write's acknowledgement to GetSummary reflecting it, with
+/// writes started at `o.freshness_rate` per second.
+async fn freshness(o: &Options, servers: &Servers) -> Result<Freshness, SuiteError> {
+    let (mut rate, mut p50, mut p99) = (vec![], vec![], vec![]);
+    for _ in 0..o.runs.max(1) {
+        let registry = servers.to_registry.clone();
+        let stats = servers.to_stats.clone();
+        let r = load::paced(
+            o.freshness_rate,
+            Duration::from_secs_f64(o.seconds),
+            4096,
+            move |n| {
+                let i = n as usize;
+                let mut writer = RegistryServiceClient::new(registry[i % registry.len()].clone());
+                let mut reader = StatsServiceClient::new(stats[i % stats.len()].clone());
+                async move {
+                    let company = writer
+                        .create_company(scenarios::new_company("fresh"))
+                        .await?
+                        .into_inner();
+                    let acknowledged = Instant::now();
+                    reader
+                        .get_summary(GetSummaryRequest {
+                            scope: Some(summary_of_all()),
+                            min_revision: company.revision,
+                        })
+                        .await?;
+                    Ok::<_, tonic::Status>(acknowledged.elapsed())
+                }
+            },
+        )
+        .await;
+        if r.errors > 0 || r.calls == 0 {
+            return Err(SuiteError::Failed(format!(
+                "freshness: {} writes failed ({}), {} succeeded",
+                r.errors,
+                r.first_error.unwrap_or_default(),
+                r.calls
+            )));
+        }
+        rate.push(r.throughput());
+        p50.push(r.percentile_us(0.5) as f64);
+        p99.push(r.percentile_us(0.99) as f64);
+    }
+    let f = Freshness {
+        target_rate: o.freshness_rate,
+        achieved_rate: Median::of(rate).median,
+        p50_us: Median::of(p50).median,
+        p99_us: Median::of(p99).median,
+    };
+    eprintln!(
+        "         freshness: {:.0} writes/s, p50 {:.0} µs, p99 {:.0} µs",
+        f.achieved_rate, f.p50_us, f.p99_us
+    );
+    Ok(f)
+}
+
+/// PostgreSQL's GROUP BY against GetSummary, one call at a time, for the
+/// whole registry and for the busiest park; checks both count the same.
+async fn against_postgres(
+    o: &Options,
+    servers: &Servers,
+    park: &str,
+) -> Result<(f64, Vec<SqlComparison>), SuiteError> {
+    eprintln!("loading PostgreSQL...");
+    let pg = Postgres::start().await?;
+    let load_s = pg.load(o.companies, dataset::SEED).await?.as_secs_f64();
+    eprintln!("PostgreSQL loaded in {load_s:.1} s");
+    let mut out = vec![];
+    let park_scope = Scope {
+        selector: Some(zgc_proto::stats::v1::scope::Selector::Park(park.into())),
+        include_affiliates: false,
+    };
+    for (label, park_filter, scope) in [
+        ("all", None, summary_of_all()),
+        ("park", Some(park), park_scope),
+    ] {
+        // What stats says, to check the SQL computes the same figures.
+        let summary = StatsServiceClient::new(servers.to_stats[0].clone())
+            .get_summary(GetSummaryRequest {
+                scope: Some(scope.clone()),
+                min_revision: 0,
+            })
+            .await?
+            .into_inner();
+        let (_, figures) = pg.summary(park_filter).await?; // also warms the cache
+        if figures.companies != summary.company_count || figures.employees != summary.employees {
+            return Err(SuiteError::Failed(format!(
+                "PostgreSQL and the stats service disagree on `{label}`: \
+                 {figures:?} against {} companies, {} employees",
+                summary.company_count, summary.employees
+            )));
+        }
+        let mut sql = vec![];
+        for _ in 0..o.runs.max(3) {
+            sql.push(pg.summary(park_filter).await?.0.as_secs_f64() * 1e6);
+        }
+        let one = scenarios::summary(label, scope);
+        let call = one.call.clone();
+        let r = load::closed(
+            &servers.to_stats[..1],
+            1,
+            Duration::from_secs_f64(o.seconds),
+            move |ch, n| call(ch, n),
+        )
+        .await;
+        let c = SqlComparison {
+            scope: label.into(),
+            postgres_p50_us: Median::of(sql).median,
+            summary_p50_us: r.percentile_us(0.5) as f64,
+        };
+        eprintln!(
+            "  PostgreSQL `{}`: {:.0} µs against GetSummary {:.0} µs",
+            c.scope, c.postgres_p50_us, c.summary_p50_us
+        );
+        out.push(c);
+    }
+    Ok((load_s, out))
+}
+
+fn machine() -> results::Machine {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let field = |text: &str, key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| {
+                v.trim_start_matches([' ', '\t', ':', '='])
+                    .trim()
+                    .trim_matches('"')
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    results::Machine {
+        cpus: std::thread::available_parallelism().map_or(1, usize::from),
+        cpu_model: field(&cpuinfo, "model name"),
+        memory_bytes: field(&read("/proc/meminfo"), "MemTotal")
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+            * 1024,
+        os: field(&read("/etc/os-release"), "PRETTY_NAME"),
+        kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
     }
 }
 
@@ -253,188 +411,168 @@ fn summary_request() -> GetSummaryRequest {
 pub async fn run(mut o: Options) -> Result<(), SuiteError> {
     if o.quick {
         o.companies = o.companies.min(3_000);
-        o.seconds = o.seconds.min(0.5);
+        o.seconds = o.seconds.min(0.3);
         o.concurrency = o.concurrency.min(16);
+        o.freshness_rate = o.freshness_rate.min(200);
     }
-    let data = tempfile::tempdir()?;
-    let data_dir = data.path().join("registry");
-    let json = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let scratch = tempfile::tempdir()?;
+    let mut r = Results {
+        machine: machine(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        companies: o.companies,
+        runs: o.runs,
+        seconds_per_run: o.seconds,
+        concurrency: o.concurrency,
+        connections: o.connections,
+        profile: if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+        .into(),
+        ..Default::default()
+    };
 
-    // The transport baseline.
+    // Import, into a fresh registry each run; the last one stays.
+    let mut imports = vec![];
+    let mut registry_rss = 0;
+    let mut kept = None;
+    for run in 0..o.runs.max(1) {
+        let dir = scratch.path().join(format!("registry-{run}"));
+        let (registry, loaded) = fresh_registry(&o, &dir).await?;
+        imports.push(loaded.took.as_secs_f64());
+        registry_rss = registry_rss.max(registry.peak_rss());
+        if let Some((old, _, old_dir)) = kept.replace((registry, loaded, dir)) {
+            drop::<Server>(old);
+            std::fs::remove_dir_all(old_dir)?;
+        }
+    }
+    let Some((registry, loaded, data_dir)) = kept else {
+        return Err(SuiteError::Failed("no import ran".into()));
+    };
+    r.import_s = Median::of(imports);
+    r.disk_bytes = procs::dir_bytes(&data_dir);
+    r.encoded_company_bytes = loaded.encoded_bytes;
+
+    // The stats service's initial sync, from its start to SERVING.
+    let stats_bin = procs::sibling("zgc-stats");
+    let mut syncs = vec![];
+    let mut stats = None;
+    for _ in 0..o.runs.max(1) {
+        drop(stats.take());
+        let s = Server::spawn(&stats_bin, &stats_args(registry.addr)).await?;
+        wait_serving(s.addr).await?;
+        syncs.push(s.started.elapsed().as_secs_f64());
+        stats = Some(s);
+    }
+    let Some(stats) = stats else {
+        return Err(SuiteError::Failed("no stats service ran".into()));
+    };
+    r.stats_sync_s = Median::of(syncs);
+    eprintln!("stats sync {:.1} s", r.stats_sync_s.median);
+
     let echo = Server::spawn(
         &std::env::current_exe()?,
-        &json(&["echo-server", "--listen", "127.0.0.1:0"]),
+        &strings(&["echo-server", "--listen", "127.0.0.1:0"]),
     )
     .await?;
-    // The registry, with the default (fsync) durability.
-    let registry_args = |dir: &std::path::Path| {
-        let mut a = json(&[
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ]);
-        a.push(dir.display().to_string());
-        a
+    let servers = Servers {
+        to_echo: channels(echo.addr, o.connections).await?,
+        to_registry: channels(registry.addr, o.connections).await?,
+        to_stats: channels(stats.addr, o.connections).await?,
+        echo,
+        registry,
+        stats,
     };
-    let registry_bin = procs::sibling("zgc-registry");
-    let mut registry = Server::spawn(&registry_bin, &registry_args(&data_dir)).await?;
-    wait_serving(registry.addr).await?;
-    let reg = channels(registry.addr, o.connections).await?;
 
-    eprintln!("importing {} companies...", o.companies);
-    let (import_time, encoded, names) = import(&reg, o.companies).await?;
-    eprintln!("imported in {:.1} s", import_time.as_secs_f64());
-    let names = std::sync::Arc::new(names);
+    // Reads first, on the imported data.
+    let names = Arc::new(loaded.names);
+    let mut reads = vec![
+        scenarios::echo(),
+        scenarios::get(names.clone()),
+        scenarios::list(&loaded.busiest),
+    ];
+    for (label, scope) in scenarios::scopes(&loaded.busiest) {
+        reads.push(scenarios::summary(&label, scope));
+    }
+    reads.extend(scenarios::other_stats());
+    for s in &reads {
+        r.scenarios.push(measure(&o, &servers, s).await?);
+    }
+    if !o.skip_postgres {
+        let (load_s, comparisons) = against_postgres(&o, &servers, &loaded.busiest.park).await?;
+        r.postgres_load_s = load_s;
+        r.postgres = comparisons;
+    }
 
-    // The stats service: time to its first snapshot.
-    let stats_bin = procs::sibling("zgc-stats");
-    let mut stats_args = json(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--log-format",
-        "json",
-        "--registry-addr",
-    ]);
-    stats_args.push(format!("http://{}", registry.addr));
-    let stats = Server::spawn(&stats_bin, &stats_args).await?;
-    wait_serving(stats.addr).await?;
-    let sync_time = stats.started.elapsed();
-    let st = channels(stats.addr, o.connections).await?;
-    let ech = channels(echo.addr, o.connections).await?;
-
-    let mut results = vec![];
-    results.push(
-        scenario("echo", &o, &ech, Some(&echo), |ch, _| async move {
-            let mut grpc = tonic::client::Grpc::new(ch);
-            grpc.ready()
-                .await
-                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-            let codec = tonic_prost::ProstCodec::<GetCompanyRequest, Company>::default();
-            grpc.unary(
-                tonic::Request::new(GetCompanyRequest {
-                    name: "companies/bench-sample".into(),
-                }),
-                http::uri::PathAndQuery::from_static(crate::echo::PATH),
-                codec,
-            )
+    // Then writes, and the storage limit they are measured against.
+    for s in [scenarios::create(), scenarios::mixed(names)] {
+        r.scenarios.push(measure(&o, &servers, &s).await?);
+    }
+    let mut raw = vec![];
+    for run in 0..o.runs.max(1) {
+        let dir = scratch.path().join(format!("raw-sled-{run}"));
+        let value_len =
+            usize::try_from(r.encoded_company_bytes / o.companies.max(1)).unwrap_or(256);
+        let seconds = Duration::from_secs_f64(o.seconds);
+        raw.push(
+            tokio::task::spawn_blocking(move || {
+                sled_loop::writes_per_second(&dir, value_len, seconds)
+            })
             .await
-            .map(|_| ())
-        })
-        .await?,
+            .map_err(|e| SuiteError::Failed(e.to_string()))??,
+        );
+    }
+    r.raw_sled_writes_per_s = Median::of(raw).median;
+    eprintln!(
+        "     raw sled loop: {:.0} writes/s",
+        r.raw_sled_writes_per_s
     );
-    let get_names = names.clone();
-    results.push(
-        scenario("get", &o, &reg, Some(&registry), move |ch, n| {
-            let name = get_names[(n as usize * 7919) % get_names.len().max(1)].clone();
-            async move {
-                RegistryServiceClient::new(ch)
-                    .get_company(GetCompanyRequest { name })
-                    .await
-                    .map(|_| ())
-            }
-        })
-        .await?,
-    );
-    results.push(
-        scenario("summary", &o, &st, Some(&stats), |ch, _| async move {
-            StatsServiceClient::new(ch)
-                .get_summary(summary_request())
-                .await
-                .map(|_| ())
-        })
-        .await?,
-    );
-    results.push(
-        scenario("create", &o, &reg, Some(&registry), |ch, _| async move {
-            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let mut c = sample_company();
-            c.name = String::new();
-            c.uid = String::new();
-            c.etag = String::new();
-            c.revision = 0;
-            c.park = String::new();
-            RegistryServiceClient::new(ch)
-                .create_company(CreateCompanyRequest {
-                    company: Some(c),
-                    company_id: format!("bench-{n}"),
-                    request_id: String::new(),
-                })
-                .await
-                .map(|_| ())
-        })
-        .await?,
-    );
+    r.freshness = freshness(&o, &servers).await?;
 
-    let disk = procs::dir_bytes(&data_dir);
-    let registry_rss = registry.peak_rss();
-    let stats_rss = stats.peak_rss();
+    r.registry_peak_rss_bytes = registry_rss.max(servers.registry.peak_rss());
+    r.stats_peak_rss_bytes = servers.stats.peak_rss();
 
     // Restart: SIGKILL, then time to SERVING on the full store.
-    registry.child.kill().await?;
-    let restarted = Server::spawn(&registry_bin, &registry_args(&data_dir)).await?;
-    wait_serving(restarted.addr).await?;
-    let restart_time = restarted.started.elapsed();
-    registry = restarted;
+    let Servers { mut registry, .. } = servers;
+    let mut restarts = vec![];
+    for _ in 0..o.runs.max(1) {
+        registry.child.kill().await?;
+        registry =
+            Server::spawn(&procs::sibling("zgc-registry"), &registry_args(&data_dir)).await?;
+        wait_serving(registry.addr).await?;
+        restarts.push(registry.started.elapsed().as_secs_f64());
+    }
+    r.registry_restart_s = Median::of(restarts);
     drop(registry);
 
-    let echo_tput = results
-        .iter()
-        .find(|m| m.name == "echo")
-        .map_or(0.0, |m| m.throughput);
-    let ratio = |name: &str| {
-        results
-            .iter()
-            .find(|m| m.name == name)
-            .map_or(0.0, |m| m.throughput / echo_tput.max(1e-9))
-    };
-    let report = serde_json::json!({
-        "command": std::env::args().collect::<Vec<_>>().join(" "),
-        "companies": o.companies,
-        "runs": o.runs,
-        "seconds_per_run": o.seconds,
-        "concurrency": o.concurrency,
-        "connections": o.connections,
-        "scenarios": results.iter().map(|m| serde_json::json!({
-            "name": m.name,
-            "throughput_per_s": m.throughput,
-            "p50_us": m.p50_us,
-            "p99_us": m.p99_us,
-            "server_cpu_s": m.server_cpu_s,
-        })).collect::<Vec<_>>(),
-        "import_s": import_time.as_secs_f64(),
-        "stats_sync_s": sync_time.as_secs_f64(),
-        "registry_restart_s": restart_time.as_secs_f64(),
-        "registry_peak_rss_bytes": registry_rss,
-        "stats_peak_rss_bytes": stats_rss,
-        "disk_bytes": disk,
-        "encoded_company_bytes": encoded,
-        "ratios": {
-            "get_vs_echo": ratio("get"),
-            "summary_vs_echo": ratio("summary"),
-            "disk_vs_encoded": disk as f64 / (encoded.max(1)) as f64,
-        },
-    });
+    write(&o, &r)
+}
+
+/// Writes `results.json` and the Markdown report.
+pub fn write(o: &Options, r: &Results) -> Result<(), SuiteError> {
     std::fs::create_dir_all(&o.out)?;
-    let path = o.out.join("results.json");
+    let json = o.out.join("results.json");
+    std::fs::write(&json, serde_json::to_string_pretty(r)?)?;
+    let md = o
+        .markdown
+        .clone()
+        .unwrap_or_else(|| o.out.join("BENCHMARKS.md"));
+    render(r, &md)?;
+    for t in report::targets(r) {
+        eprintln!("{:>60}: {} ({:?})", t.goal, t.measured, t.status);
+    }
+    eprintln!("results: {} and {}", json.display(), md.display());
+    Ok(())
+}
+
+/// Writes the report for `r` into `md`, keeping what is outside its
+/// generated part.
+pub fn render(r: &Results, md: &Path) -> Result<(), SuiteError> {
+    let existing = std::fs::read_to_string(md).ok();
     std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&report).unwrap_or_default(),
+        md,
+        report::splice(existing.as_deref(), &report::markdown(r)),
     )?;
-    eprintln!(
-        "get/echo {:.2}, summary/echo {:.2}, import {:.1} s, sync {:.1} s, restart {:.2} s, \
-         registry RSS {} MiB, stats RSS {} MiB, disk {:.2}x encoded",
-        ratio("get"),
-        ratio("summary"),
-        import_time.as_secs_f64(),
-        sync_time.as_secs_f64(),
-        restart_time.as_secs_f64(),
-        registry_rss >> 20,
-        stats_rss >> 20,
-        disk as f64 / (encoded.max(1)) as f64
-    );
-    eprintln!("results: {}", path.display());
     Ok(())
 }

@@ -1,0 +1,491 @@
+//! The targets of the benchmark issue, checked against a run's results,
+//! and the Markdown that shows them. Pure: no I/O.
+
+use crate::results::Results;
+
+/// The scale the targets are defined at.
+pub const FULL_SCALE: u64 = 1_000_000;
+
+/// Where the generated part of BENCHMARKS.md begins and ends; text
+/// outside the markers is kept when the file is rewritten.
+pub const BEGIN: &str =
+    "<!-- zgc-bench: generated from results.json; edit outside these markers -->";
+/// See [`BEGIN`].
+pub const END: &str = "<!-- zgc-bench: end of generated part -->";
+
+/// Whether a target was met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Met.
+    Met,
+    /// Missed.
+    Missed,
+    /// Measured below the scale the target is defined at: says nothing.
+    BelowScale,
+    /// Not measured in this run.
+    NotMeasured,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Met => "met",
+            Status::Missed => "**missed**",
+            Status::BelowScale => "below scale",
+            Status::NotMeasured => "not measured",
+        }
+    }
+}
+
+/// One target and what the run measured.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// What is asked.
+    pub goal: String,
+    /// What was measured.
+    pub measured: String,
+    /// The verdict.
+    pub status: Status,
+}
+
+fn verdict(ok: bool, full_scale: bool) -> Status {
+    match (ok, full_scale) {
+        (_, false) => Status::BelowScale,
+        (true, true) => Status::Met,
+        (false, true) => Status::Missed,
+    }
+}
+
+const MB: f64 = 1e6;
+
+/// Every target, in the issue's order.
+pub fn targets(r: &Results) -> Vec<Target> {
+    let full = r.companies >= FULL_SCALE;
+    let mut out = Vec::new();
+    let tput = |name: &str| r.scenario(name).map(|s| s.throughput_per_s.median);
+    let echo = tput("echo").unwrap_or(0.0).max(1e-9);
+
+    match tput("get") {
+        Some(get) => out.push(Target {
+            goal: "GetCompany throughput ≥ 0.8x echo".into(),
+            measured: format!("{:.2}x ({get:.0} vs {echo:.0} calls/s)", get / echo),
+            status: verdict(get / echo >= 0.8, full),
+        }),
+        None => out.push(not_measured("GetCompany throughput ≥ 0.8x echo")),
+    }
+    let summaries: Vec<_> = r
+        .scenarios
+        .iter()
+        .filter(|s| s.name.starts_with("summary/"))
+        .collect();
+    if summaries.is_empty() {
+        out.push(not_measured("GetSummary throughput ≥ 0.8x echo, any scope"));
+    }
+    for s in summaries {
+        let ratio = s.throughput_per_s.median / echo;
+        out.push(Target {
+            goal: format!("GetSummary `{}` ≥ 0.8x echo", &s.name["summary/".len()..]),
+            measured: format!("{ratio:.2}x ({:.0} calls/s)", s.throughput_per_s.median),
+            status: verdict(ratio >= 0.8, full),
+        });
+        let goal = format!(
+            "GetSummary `{}` server-side p99 ≤ 250 µs",
+            &s.name["summary/".len()..]
+        );
+        out.push(match s.server_p99_us {
+            Some(p99) => Target {
+                goal,
+                measured: format!("{p99:.0} µs"),
+                status: verdict(p99 <= 250.0, full),
+            },
+            None => not_measured(&goal),
+        });
+    }
+    match tput("create") {
+        Some(create) if r.raw_sled_writes_per_s > 0.0 => {
+            let ratio = create / r.raw_sled_writes_per_s;
+            out.push(Target {
+                goal: "durable CreateCompany ≥ 1.5x the raw sled loop".into(),
+                measured: format!(
+                    "{ratio:.2}x ({create:.0} vs {:.0} writes/s)",
+                    r.raw_sled_writes_per_s
+                ),
+                status: verdict(ratio >= 1.5, true),
+            });
+        }
+        _ => out.push(not_measured(
+            "durable CreateCompany ≥ 1.5x the raw sled loop",
+        )),
+    }
+    out.push(Target {
+        goal: "import 1,000,000 companies ≤ 60 s".into(),
+        measured: format!(
+            "{:.1} s for {} companies",
+            r.import_s.median,
+            thousands(r.companies)
+        ),
+        status: verdict(r.import_s.median <= 60.0, full),
+    });
+    let f = &r.freshness;
+    out.push(if f.target_rate == 0 {
+        not_measured("freshness p99 ≤ 20 ms at 1,000 writes/s")
+    } else {
+        Target {
+            goal: "freshness p99 ≤ 20 ms at 1,000 writes/s".into(),
+            measured: format!(
+                "{} at {:.0} writes/s (p50 {})",
+                micros(f.p99_us),
+                f.achieved_rate,
+                micros(f.p50_us)
+            ),
+            status: verdict(
+                f.p99_us <= 20_000.0 && f.achieved_rate >= 0.95 * f64::from(f.target_rate),
+                full && f.target_rate >= 1000,
+            ),
+        }
+    });
+    out.push(Target {
+        goal: "stats initial sync ≤ 15 s".into(),
+        measured: format!("{:.1} s", r.stats_sync_s.median),
+        status: verdict(r.stats_sync_s.median <= 15.0, full),
+    });
+    out.push(Target {
+        goal: "stats RSS ≤ 400 MB".into(),
+        measured: format!("{:.0} MB", r.stats_peak_rss_bytes as f64 / MB),
+        status: verdict(r.stats_peak_rss_bytes as f64 <= 400.0 * MB, full),
+    });
+    out.push(Target {
+        goal: "registry RSS ≤ 600 MB".into(),
+        measured: format!("{:.0} MB", r.registry_peak_rss_bytes as f64 / MB),
+        status: verdict(r.registry_peak_rss_bytes as f64 <= 600.0 * MB, full),
+    });
+    out.push(Target {
+        goal: "registry restart to SERVING ≤ 5 s".into(),
+        measured: format!("{:.2} s", r.registry_restart_s.median),
+        status: verdict(r.registry_restart_s.median <= 5.0, full),
+    });
+    let disk = r.disk_bytes as f64 / (r.encoded_company_bytes.max(1)) as f64;
+    out.push(Target {
+        goal: "disk ≤ 3x the companies' encoded size".into(),
+        measured: format!(
+            "{disk:.2}x ({:.0} MB for {:.0} MB encoded)",
+            r.disk_bytes as f64 / MB,
+            r.encoded_company_bytes as f64 / MB
+        ),
+        status: verdict(disk <= 3.0, full),
+    });
+    if r.postgres.is_empty() {
+        out.push(not_measured(
+            "GetSummary latency ≥ 100x lower than PostgreSQL's GROUP BY",
+        ));
+    }
+    for c in &r.postgres {
+        let ratio = c.postgres_p50_us / c.summary_p50_us.max(1e-9);
+        out.push(Target {
+            goal: format!(
+                "GetSummary `{}` latency ≥ 100x lower than PostgreSQL's GROUP BY",
+                c.scope
+            ),
+            measured: format!(
+                "{ratio:.0}x ({} vs {})",
+                micros(c.summary_p50_us),
+                micros(c.postgres_p50_us)
+            ),
+            status: verdict(ratio >= 100.0, full),
+        });
+    }
+    out
+}
+
+fn not_measured(goal: &str) -> Target {
+    Target {
+        goal: goal.into(),
+        measured: "—".into(),
+        status: Status::NotMeasured,
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A latency in µs, in the unit that reads best.
+fn micros(us: f64) -> String {
+    if us >= 10_000.0 {
+        format!("{:.0} ms", us / 1000.0)
+    } else if us >= 1000.0 {
+        format!("{:.1} ms", us / 1000.0)
+    } else {
+        format!("{us:.0} µs")
+    }
+}
+
+/// The generated part of BENCHMARKS.md, markers included.
+pub fn markdown(r: &Results) -> String {
+    let mut md = String::new();
+    let line = |md: &mut String, s: &str| {
+        md.push_str(s);
+        md.push('\n');
+    };
+    line(&mut md, BEGIN);
+    line(&mut md, "");
+    line(&mut md, "## The latest run");
+    line(&mut md, "");
+    let m = &r.machine;
+    line(
+        &mut md,
+        &format!(
+            "- Machine: {} CPUs ({}), {:.0} GiB, {}, Linux {}. The load generator, \
+             the baselines and the servers share these CPUs.",
+            m.cpus,
+            m.cpu_model,
+            m.memory_bytes as f64 / f64::from(1u32 << 30),
+            m.os,
+            m.kernel
+        ),
+    );
+    line(&mut md, &format!("- Command: `{}`", r.command));
+    line(
+        &mut md,
+        &format!(
+            "- {} companies, {} build; {} calls in flight over {} connections; \
+             every figure is the median of {} runs of {} s.",
+            thousands(r.companies),
+            r.profile,
+            r.concurrency,
+            r.connections,
+            r.runs,
+            r.seconds_per_run
+        ),
+    );
+    if r.companies < FULL_SCALE {
+        line(
+            &mut md,
+            &format!(
+                "- **Below the targets' scale** ({} companies): verdicts that depend \
+                 on scale say \"below scale\".",
+                thousands(FULL_SCALE)
+            ),
+        );
+    }
+    line(&mut md, "");
+    line(&mut md, "### Targets");
+    line(&mut md, "");
+    line(&mut md, "| target | measured | status |");
+    line(&mut md, "|---|---|---|");
+    for t in targets(r) {
+        line(
+            &mut md,
+            &format!("| {} | {} | {} |", t.goal, t.measured, t.status.label()),
+        );
+    }
+    line(&mut md, "");
+    line(&mut md, "### Load scenarios");
+    line(&mut md, "");
+    line(
+        &mut md,
+        "| scenario | each call | calls/s | vs echo | p50 | p99 | server p99 | server CPU per call |",
+    );
+    line(&mut md, "|---|---|---|---|---|---|---|---|");
+    let echo = r
+        .scenario("echo")
+        .map_or(0.0, |s| s.throughput_per_s.median)
+        .max(1e-9);
+    for s in &r.scenarios {
+        line(
+            &mut md,
+            &format!(
+                "| {} | {} | {:.0} | {:.2} | {} | {} | {} | {:.0} µs |",
+                s.name,
+                s.description,
+                s.throughput_per_s.median,
+                s.throughput_per_s.median / echo,
+                micros(s.p50_us),
+                micros(s.p99_us),
+                s.server_p99_us.map_or("—".into(), micros),
+                s.server_cpu_ms_per_call * 1000.0,
+            ),
+        );
+    }
+    line(
+        &mut md,
+        &format!(
+            "| raw sled loop | insert, flush, fsync one key (in-process) | {:.0} | | | | | |",
+            r.raw_sled_writes_per_s
+        ),
+    );
+    line(&mut md, "");
+    line(&mut md, "### Once per run");
+    line(&mut md, "");
+    line(&mut md, "| measurement | median | runs |");
+    line(&mut md, "|---|---|---|");
+    for (name, m) in [
+        (
+            "import through BatchCreateCompanies of 1,000 (s)",
+            &r.import_s,
+        ),
+        ("stats initial sync, start to SERVING (s)", &r.stats_sync_s),
+        (
+            "registry restart after SIGKILL, start to SERVING (s)",
+            &r.registry_restart_s,
+        ),
+    ] {
+        let runs: Vec<String> = m.runs.iter().map(|v| format!("{v:.2}")).collect();
+        line(
+            &mut md,
+            &format!("| {name} | {:.2} | {} |", m.median, runs.join(", ")),
+        );
+    }
+    line(
+        &mut md,
+        &format!(
+            "| freshness at {} writes/s: acknowledgement to visible in stats | p50 {}, p99 {} | {:.0} writes/s achieved |",
+            r.freshness.target_rate,
+            micros(r.freshness.p50_us),
+            micros(r.freshness.p99_us),
+            r.freshness.achieved_rate
+        ),
+    );
+    line(&mut md, "");
+    if !r.postgres.is_empty() {
+        line(&mut md, "### PostgreSQL");
+        line(&mut md, "");
+        line(
+            &mut md,
+            &format!(
+                "The same companies, loaded with `COPY` and indexed in {:.1} s. One call \
+                 at a time: the SQL that computes a summary (six `GROUP BY` statements in \
+                 one round trip) against GetSummary over gRPC.",
+                r.postgres_load_s
+            ),
+        );
+        line(&mut md, "");
+        line(
+            &mut md,
+            "| scope | PostgreSQL p50 | GetSummary p50 | ratio |",
+        );
+        line(&mut md, "|---|---|---|---|");
+        for c in &r.postgres {
+            line(
+                &mut md,
+                &format!(
+                    "| {} | {} | {} | {:.0}x |",
+                    c.scope,
+                    micros(c.postgres_p50_us),
+                    micros(c.summary_p50_us),
+                    c.postgres_p50_us / c.summary_p50_us.max(1e-9)
+                ),
+            );
+        }
+        line(&mut md, "");
+    }
+    line(&mut md, END);
+    md
+}
+
+/// `existing` with its generated part replaced by `generated`; the whole
+/// of `generated` under a title when `existing` has no markers.
+pub fn splice(existing: Option<&str>, generated: &str) -> String {
+    if let Some(text) = existing
+        && let (Some(begin), Some(end)) = (text.find(BEGIN), text.find(END))
+        && begin < end
+    {
+        let mut out = String::with_capacity(text.len() + generated.len());
+        out.push_str(&text[..begin]);
+        out.push_str(generated.trim_end_matches('\n'));
+        out.push_str(&text[end + END.len()..]);
+        return out;
+    }
+    format!("# Benchmarks\n\n{generated}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{Median, Scenario};
+
+    fn scenario(name: &str, tput: f64, server_p99_us: Option<f64>) -> Scenario {
+        Scenario {
+            name: name.into(),
+            throughput_per_s: Median::of(vec![tput]),
+            server_p99_us,
+            ..Default::default()
+        }
+    }
+
+    fn results(companies: u64) -> Results {
+        Results {
+            companies,
+            scenarios: vec![
+                scenario("echo", 1000.0, None),
+                scenario("get", 850.0, Some(100.0)),
+                scenario("summary/all", 700.0, Some(300.0)),
+                scenario("create", 150.0, None),
+            ],
+            raw_sled_writes_per_s: 100.0,
+            import_s: Median::of(vec![50.0]),
+            disk_bytes: 400,
+            encoded_company_bytes: 100,
+            ..Default::default()
+        }
+    }
+
+    fn status(r: &Results, goal_start: &str) -> Status {
+        targets(r)
+            .into_iter()
+            .find(|t| t.goal.starts_with(goal_start))
+            .map(|t| t.status)
+            .unwrap_or(Status::NotMeasured)
+    }
+
+    #[test]
+    fn ratios_decide_the_verdicts_at_full_scale() {
+        let r = results(FULL_SCALE);
+        assert_eq!(status(&r, "GetCompany"), Status::Met);
+        assert_eq!(status(&r, "GetSummary `all` ≥"), Status::Missed);
+        assert_eq!(status(&r, "GetSummary `all` server"), Status::Missed);
+        assert_eq!(status(&r, "durable CreateCompany"), Status::Met);
+        assert_eq!(status(&r, "import"), Status::Met);
+        assert_eq!(status(&r, "disk"), Status::Missed);
+        assert_eq!(status(&r, "freshness"), Status::NotMeasured);
+        assert_eq!(status(&r, "GetSummary latency ≥ 100x"), Status::NotMeasured);
+    }
+
+    #[test]
+    fn below_full_scale_only_scale_free_targets_get_a_verdict() {
+        let r = results(1000);
+        assert_eq!(status(&r, "GetCompany"), Status::BelowScale);
+        assert_eq!(status(&r, "durable CreateCompany"), Status::Met);
+        assert!(markdown(&r).contains("Below the targets' scale"));
+    }
+
+    #[test]
+    fn splicing_keeps_what_is_outside_the_markers() {
+        let old = format!("# B\n\nintro\n\n{BEGIN}\nold\n{END}\n\n## Notes\nkept\n");
+        let new = format!("{BEGIN}\nnew\n{END}\n");
+        let out = splice(Some(&old), &new);
+        assert_eq!(
+            out,
+            format!("# B\n\nintro\n\n{BEGIN}\nnew\n{END}\n\n## Notes\nkept\n")
+        );
+        assert!(splice(None, &new).starts_with("# Benchmarks\n\n"));
+        assert!(splice(Some("no markers"), &new).contains("new"));
+    }
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(micros(250.4), "250 µs");
+        assert_eq!(micros(2_500.0), "2.5 ms");
+        assert_eq!(micros(25_000.0), "25 ms");
+    }
+}

@@ -1,0 +1,150 @@
+//! What one suite run measured: written as `results.json`, read back to
+//! render `BENCHMARKS.md`.
+
+use serde::{Deserialize, Serialize};
+
+/// One run of the suite.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Results {
+    /// The machine it ran on.
+    pub machine: Machine,
+    /// The command line.
+    pub command: String,
+    /// Companies loaded before the scenarios.
+    pub companies: u64,
+    /// Runs of each scenario; every figure is a median over them.
+    pub runs: usize,
+    /// Seconds each run of a load scenario lasted.
+    pub seconds_per_run: f64,
+    /// Calls in flight in the load scenarios.
+    pub concurrency: usize,
+    /// Connections the calls were spread over.
+    pub connections: usize,
+    /// The build profile of the binaries measured (`release` or `debug`).
+    pub profile: String,
+    /// The closed-loop load scenarios, baselines included.
+    pub scenarios: Vec<Scenario>,
+    /// The raw sled loop: durable single-key writes per second (median).
+    pub raw_sled_writes_per_s: f64,
+    /// Time from a write's acknowledgement to the stats service reflecting it.
+    pub freshness: Freshness,
+    /// Importing every company through BatchCreateCompanies of 1,000.
+    pub import_s: Median,
+    /// The stats service's start to SERVING on the full registry.
+    pub stats_sync_s: Median,
+    /// The registry's start to SERVING on the full store, after SIGKILL.
+    pub registry_restart_s: Median,
+    /// Peak resident memory of the registry over the whole run.
+    pub registry_peak_rss_bytes: u64,
+    /// Peak resident memory of the stats service over the whole run.
+    pub stats_peak_rss_bytes: u64,
+    /// The registry's data directory right after the import.
+    pub disk_bytes: u64,
+    /// The imported companies' encoded protobuf size.
+    pub encoded_company_bytes: u64,
+    /// PostgreSQL's GROUP BY against GetSummary, one call at a time.
+    pub postgres: Vec<SqlComparison>,
+    /// Seconds PostgreSQL took to load and index the same companies.
+    pub postgres_load_s: f64,
+}
+
+/// The machine.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Machine {
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// The CPU model.
+    pub cpu_model: String,
+    /// Total memory.
+    pub memory_bytes: u64,
+    /// The operating system.
+    pub os: String,
+    /// The kernel release.
+    pub kernel: String,
+}
+
+/// A figure measured several times.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Median {
+    /// The median.
+    pub median: f64,
+    /// Every measurement, in order.
+    pub runs: Vec<f64>,
+}
+
+impl Median {
+    /// The median of `runs`.
+    pub fn of(runs: Vec<f64>) -> Self {
+        let mut sorted = runs.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = match sorted.len() {
+            0 => 0.0,
+            n if !n.is_multiple_of(2) => sorted[n / 2],
+            n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+        };
+        Self { median, runs }
+    }
+}
+
+/// One closed-loop scenario.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Scenario {
+    /// Its name (`echo`, `get`, `summary/all`, ...).
+    pub name: String,
+    /// What each call does.
+    pub description: String,
+    /// Successful calls per second.
+    pub throughput_per_s: Median,
+    /// Client-side latency, median of the runs' p50s.
+    pub p50_us: f64,
+    /// Client-side latency, median of the runs' p99s.
+    pub p99_us: f64,
+    /// The server's own p99 from its latency histogram, when it has one.
+    pub server_p99_us: Option<f64>,
+    /// CPU seconds the server used per 1,000 calls.
+    pub server_cpu_ms_per_call: f64,
+}
+
+/// The freshness scenario.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Freshness {
+    /// Writes started per second.
+    pub target_rate: u32,
+    /// Writes acknowledged per second.
+    pub achieved_rate: f64,
+    /// Median latency from acknowledgement to visibility.
+    pub p50_us: f64,
+    /// The 99th percentile of it.
+    pub p99_us: f64,
+}
+
+/// GetSummary against the equivalent SQL, one call at a time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SqlComparison {
+    /// The scope.
+    pub scope: String,
+    /// PostgreSQL's median latency.
+    pub postgres_p50_us: f64,
+    /// GetSummary's median latency, measured over gRPC.
+    pub summary_p50_us: f64,
+}
+
+impl Results {
+    /// The scenario called `name`.
+    pub fn scenario(&self, name: &str) -> Option<&Scenario> {
+        self.scenarios.iter().find(|s| s.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(Median::of(vec![3.0, 1.0, 2.0]).median, 2.0);
+        assert_eq!(Median::of(vec![4.0, 1.0, 2.0, 3.0]).median, 2.5);
+        assert_eq!(Median::of(vec![]).median, 0.0);
+        assert_eq!(Median::of(vec![3.0, 1.0]).runs, vec![3.0, 1.0]);
+    }
+}

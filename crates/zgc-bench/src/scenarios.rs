@@ -1,0 +1,390 @@
+//! The calls each load scenario makes. A scenario is a name, what it
+//! measures, the method whose server-side latency to read, and a call.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tonic::transport::Channel;
+use zgc_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use zgc_proto::registry::v1::*;
+use zgc_proto::stats::v1::stats_service_client::StatsServiceClient;
+use zgc_proto::stats::v1::*;
+use zgc_proto::types::v1::{Date, Location};
+
+use crate::dataset::Busiest;
+
+/// One call of a scenario: a connection and a number unique to the call.
+pub type Call =
+    Arc<dyn Fn(Channel, u64) -> BoxFuture<'static, Result<(), tonic::Status>> + Send + Sync>;
+
+/// Which server a scenario talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The bare tonic echo server.
+    Echo,
+    /// zgc-registry.
+    Registry,
+    /// zgc-stats.
+    Stats,
+}
+
+/// A load scenario.
+pub struct Scenario {
+    /// Its name in the report.
+    pub name: String,
+    /// What each call does.
+    pub description: String,
+    /// The server it loads.
+    pub target: Target,
+    /// The `(service, method)` whose server-side latency is reported.
+    pub method: Option<(&'static str, &'static str)>,
+    /// The call.
+    pub call: Call,
+}
+
+const REGISTRY: &str = "zgc.registry.v1.RegistryService";
+const STATS: &str = "zgc.stats.v1.StatsService";
+
+/// The payload GetCompany returns here, also the echo baseline's reply.
+pub fn sample_company() -> Company {
+    Company {
+        name: "companies/bench-sample".into(),
+        uid: "00000000-0000-4000-8000-000000000000".into(),
+        display_name: "Zhongguancun Bench Sample Technology Co., Ltd.".into(),
+        park: "parks/zgc".into(),
+        location: Some(Location {
+            province: "Beijing".into(),
+            city: "Beijing".into(),
+            district: "Haidian".into(),
+        }),
+        sectors: vec!["software".into(), "ai".into()],
+        employees: 420,
+        investment_cny: 50_000_000,
+        high_tech: true,
+        revision: 1,
+        etag: "\"1\"".into(),
+        ..Default::default()
+    }
+}
+
+fn unit<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Result<(), tonic::Status> {
+    r.map(|_| ())
+}
+
+/// The transport baseline: the same payload as GetCompany, no server work.
+pub fn echo() -> Scenario {
+    Scenario {
+        name: "echo".into(),
+        description: "bare tonic server, canned reply the size of a company".into(),
+        target: Target::Echo,
+        method: None,
+        call: Arc::new(|ch, _| {
+            async move {
+                let mut grpc = tonic::client::Grpc::new(ch);
+                grpc.ready()
+                    .await
+                    .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+                let codec = tonic_prost::ProstCodec::<GetCompanyRequest, Company>::default();
+                unit(
+                    grpc.unary(
+                        tonic::Request::new(GetCompanyRequest {
+                            name: "companies/bench-sample".into(),
+                        }),
+                        http::uri::PathAndQuery::from_static(crate::echo::PATH),
+                        codec,
+                    )
+                    .await,
+                )
+            }
+            .boxed()
+        }),
+    }
+}
+
+fn pick(names: &[String], n: u64) -> String {
+    // A stride prime to any dataset size spreads the reads over the store.
+    names
+        .get((n as usize).wrapping_mul(7919) % names.len().max(1))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// GetCompany of existing companies, spread over the whole store.
+pub fn get(names: Arc<Vec<String>>) -> Scenario {
+    Scenario {
+        name: "get".into(),
+        description: "GetCompany, a random existing company".into(),
+        target: Target::Registry,
+        method: Some((REGISTRY, "GetCompany")),
+        call: Arc::new(move |ch, n| {
+            let name = pick(&names, n);
+            async move {
+                unit(
+                    RegistryServiceClient::new(ch)
+                        .get_company(GetCompanyRequest { name })
+                        .await,
+                )
+            }
+            .boxed()
+        }),
+    }
+}
+
+/// A filtered page of ListCompanies.
+pub fn list(busiest: &Busiest) -> Scenario {
+    let filter = format!("park = \"{}\" AND employees >= 100", busiest.park);
+    Scenario {
+        name: "list".into(),
+        description: format!("ListCompanies, 50 of `{filter}`, exact total_size"),
+        target: Target::Registry,
+        method: Some((REGISTRY, "ListCompanies")),
+        call: Arc::new(move |ch, _| {
+            let filter = filter.clone();
+            async move {
+                unit(
+                    RegistryServiceClient::new(ch)
+                        .list_companies(ListCompaniesRequest {
+                            page_size: 50,
+                            filter,
+                            ..Default::default()
+                        })
+                        .await,
+                )
+            }
+            .boxed()
+        }),
+    }
+}
+
+/// A new company to create, with an ID starting with `id_prefix`.
+pub fn new_company(id_prefix: &str) -> CreateCompanyRequest {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut c = sample_company();
+    c.name = String::new();
+    c.uid = String::new();
+    c.etag = String::new();
+    c.revision = 0;
+    c.park = String::new();
+    CreateCompanyRequest {
+        company: Some(c),
+        company_id: format!("{id_prefix}-{n}"),
+        request_id: String::new(),
+    }
+}
+
+/// Durable CreateCompany, one company per call.
+pub fn create() -> Scenario {
+    Scenario {
+        name: "create".into(),
+        description: "CreateCompany, durable (fsync), one company per call".into(),
+        target: Target::Registry,
+        method: Some((REGISTRY, "CreateCompany")),
+        call: Arc::new(|ch, _| {
+            async move {
+                unit(
+                    RegistryServiceClient::new(ch)
+                        .create_company(new_company("bench"))
+                        .await,
+                )
+            }
+            .boxed()
+        }),
+    }
+}
+
+/// 90% GetCompany, 10% durable CreateCompany.
+pub fn mixed(names: Arc<Vec<String>>) -> Scenario {
+    Scenario {
+        name: "mixed".into(),
+        description: "90% GetCompany, 10% durable CreateCompany".into(),
+        target: Target::Registry,
+        method: None,
+        call: Arc::new(move |ch, n| {
+            let name = pick(&names, n);
+            async move {
+                let mut client = RegistryServiceClient::new(ch);
+                if n % 10 == 9 {
+                    unit(client.create_company(new_company("mixed")).await)
+                } else {
+                    unit(client.get_company(GetCompanyRequest { name }).await)
+                }
+            }
+            .boxed()
+        }),
+    }
+}
+
+/// Every scope kind, at its busiest value.
+pub fn scopes(busiest: &Busiest) -> Vec<(String, Scope)> {
+    let scope = |selector, include_affiliates| Scope {
+        selector: Some(selector),
+        include_affiliates,
+    };
+    vec![
+        ("all".into(), scope(scope::Selector::All(true), false)),
+        (
+            "park".into(),
+            scope(scope::Selector::Park(busiest.park.clone()), false),
+        ),
+        (
+            "park+affiliates".into(),
+            scope(scope::Selector::Park("parks/zgc".into()), true),
+        ),
+        (
+            "province".into(),
+            scope(scope::Selector::Province(busiest.province.clone()), false),
+        ),
+        (
+            "city".into(),
+            scope(scope::Selector::City(busiest.city.clone()), false),
+        ),
+        (
+            "sector".into(),
+            scope(scope::Selector::Sector(busiest.sector.clone()), false),
+        ),
+    ]
+}
+
+/// GetSummary of one scope.
+pub fn summary(label: &str, scope: Scope) -> Scenario {
+    let description = format!("GetSummary, {}", describe(&scope));
+    Scenario {
+        name: format!("summary/{label}"),
+        description,
+        target: Target::Stats,
+        method: Some((STATS, "GetSummary")),
+        call: Arc::new(move |ch, _| {
+            let scope = scope.clone();
+            async move {
+                unit(
+                    StatsServiceClient::new(ch)
+                        .get_summary(GetSummaryRequest {
+                            scope: Some(scope),
+                            min_revision: 0,
+                        })
+                        .await,
+                )
+            }
+            .boxed()
+        }),
+    }
+}
+
+fn describe(scope: &Scope) -> String {
+    match &scope.selector {
+        Some(scope::Selector::All(_)) | None => "everything".into(),
+        Some(scope::Selector::Park(p)) if scope.include_affiliates => {
+            format!("`{p}` and its affiliated parks")
+        }
+        Some(scope::Selector::Park(p)) => format!("`{p}`"),
+        Some(scope::Selector::Province(p)) => format!("province {p}"),
+        Some(scope::Selector::City(l)) => format!("city {} {}", l.province, l.city),
+        Some(scope::Selector::Sector(s)) => format!("sector `{s}`"),
+    }
+}
+
+/// The other stats RPCs, once each over their widest scope.
+pub fn other_stats() -> Vec<Scenario> {
+    let all = Scope {
+        selector: Some(scope::Selector::All(true)),
+        include_affiliates: false,
+    };
+    let branch_scope = all.clone();
+    let series_scope = all;
+    vec![
+        Scenario {
+            name: "rank-parks".into(),
+            description: "RankParks by company count, all parks".into(),
+            target: Target::Stats,
+            method: Some((STATS, "RankParks")),
+            call: Arc::new(|ch, _| {
+                async move {
+                    unit(
+                        StatsServiceClient::new(ch)
+                            .rank_parks(RankParksRequest {
+                                metric: ParkMetric::CompanyCount as i32,
+                                ..Default::default()
+                            })
+                            .await,
+                    )
+                }
+                .boxed()
+            }),
+        },
+        Scenario {
+            name: "relocation-flows".into(),
+            description: "GetRelocationFlows by city, all years".into(),
+            target: Target::Stats,
+            method: Some((STATS, "GetRelocationFlows")),
+            call: Arc::new(|ch, _| {
+                async move {
+                    unit(
+                        StatsServiceClient::new(ch)
+                            .get_relocation_flows(GetRelocationFlowsRequest {
+                                level: RegionLevel::City as i32,
+                                ..Default::default()
+                            })
+                            .await,
+                    )
+                }
+                .boxed()
+            }),
+        },
+        Scenario {
+            name: "branch-footprint".into(),
+            description: "GetBranchFootprint of every parent, by city".into(),
+            target: Target::Stats,
+            method: Some((STATS, "GetBranchFootprint")),
+            call: Arc::new(move |ch, _| {
+                let scope = branch_scope.clone();
+                async move {
+                    unit(
+                        StatsServiceClient::new(ch)
+                            .get_branch_footprint(GetBranchFootprintRequest {
+                                parent_scope: Some(scope),
+                                level: RegionLevel::City as i32,
+                                ..Default::default()
+                            })
+                            .await,
+                    )
+                }
+                .boxed()
+            }),
+        },
+        Scenario {
+            name: "time-series".into(),
+            description: "GetTimeSeries of companies founded per month, 2000-2025".into(),
+            target: Target::Stats,
+            method: Some((STATS, "GetTimeSeries")),
+            call: Arc::new(move |ch, _| {
+                let scope = series_scope.clone();
+                async move {
+                    unit(
+                        StatsServiceClient::new(ch)
+                            .get_time_series(GetTimeSeriesRequest {
+                                scope: Some(scope),
+                                metric: SeriesMetric::CompaniesFounded as i32,
+                                granularity: Granularity::Month as i32,
+                                start: Some(Date {
+                                    year: 2000,
+                                    month: 1,
+                                    day: 1,
+                                }),
+                                end: Some(Date {
+                                    year: 2025,
+                                    month: 12,
+                                    day: 31,
+                                }),
+                                min_revision: 0,
+                            })
+                            .await,
+                    )
+                }
+                .boxed()
+            }),
+        },
+    ]
+}
