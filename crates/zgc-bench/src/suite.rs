@@ -49,6 +49,11 @@ pub struct Options {
     /// measured").
     #[arg(long)]
     pub skip_postgres: bool,
+    /// Run only these load scenarios and measurements (comma-separated
+    /// names as in the report, e.g. `get,summary/all,freshness,postgres,
+    /// raw-sled`), for profiling. Import, sync and restart always run.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
     /// A small, fast run that only checks the suite works (CI).
     #[arg(long)]
     pub quick: bool,
@@ -407,6 +412,12 @@ fn machine() -> results::Machine {
     }
 }
 
+impl Options {
+    fn wants(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|n| n == name)
+    }
+}
+
 /// Runs the suite.
 pub async fn run(mut o: Options) -> Result<(), SuiteError> {
     if o.quick {
@@ -496,10 +507,10 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
         reads.push(scenarios::summary(&label, scope));
     }
     reads.extend(scenarios::other_stats());
-    for s in &reads {
+    for s in reads.iter().filter(|s| o.wants(&s.name)) {
         r.scenarios.push(measure(&o, &servers, s).await?);
     }
-    if !o.skip_postgres {
+    if !o.skip_postgres && o.wants("postgres") {
         let (load_s, comparisons) = against_postgres(&o, &servers, &loaded.busiest.park).await?;
         r.postgres_load_s = load_s;
         r.postgres = comparisons;
@@ -507,10 +518,15 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
 
     // Then writes, and the storage limit they are measured against.
     for s in [scenarios::create(), scenarios::mixed(names)] {
-        r.scenarios.push(measure(&o, &servers, &s).await?);
+        if o.wants(&s.name) {
+            r.scenarios.push(measure(&o, &servers, &s).await?);
+        }
     }
     let mut raw = vec![];
     for run in 0..o.runs.max(1) {
+        if !o.wants("raw-sled") {
+            break;
+        }
         let dir = scratch.path().join(format!("raw-sled-{run}"));
         let value_len =
             usize::try_from(r.encoded_company_bytes / o.companies.max(1)).unwrap_or(256);
@@ -528,7 +544,9 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
         "     raw sled loop: {:.0} writes/s",
         r.raw_sled_writes_per_s
     );
-    r.freshness = freshness(&o, &servers).await?;
+    if o.wants("freshness") {
+        r.freshness = freshness(&o, &servers).await?;
+    }
 
     r.registry_peak_rss_bytes = registry_rss.max(servers.registry.peak_rss());
     r.stats_peak_rss_bytes = servers.stats.peak_rss();

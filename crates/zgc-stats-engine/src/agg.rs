@@ -18,6 +18,10 @@ pub enum BucketId {
     City(String, String),
     /// A sector slug.
     Sector(String),
+    /// A park and every park whose `parent_park` chain leads to it (its
+    /// affiliates), with their companies. Kept only for parks that have
+    /// affiliates; derived from the `Park` buckets.
+    ParkTree(String),
 }
 
 /// Sums of one year's figures.
@@ -48,6 +52,9 @@ pub struct Agg {
     pub sectors: HashMap<String, i64>,
     /// Companies by founding date (known years only).
     pub founded: BTreeMap<Ymd, i64>,
+    /// Companies by founding year: `founded` summed by year, kept apart so
+    /// a summary reads tens of years, not thousands of days.
+    pub founded_years: BTreeMap<i32, i64>,
     /// Branches by founding date (known years only).
     pub branches_founded: BTreeMap<Ymd, i64>,
     /// Relocation records by date (known years only).
@@ -102,6 +109,7 @@ impl Agg {
         }
         if let Some(d) = c.founded {
             bump(&mut self.founded, d, sign);
+            bump(&mut self.founded_years, d.year, sign);
         }
         for r in &c.relocations {
             if let Some(d) = r.date {
@@ -138,6 +146,9 @@ impl Agg {
         }
         for (k, v) in &o.founded {
             *self.founded.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.founded_years {
+            *self.founded_years.entry(*k).or_default() += v;
         }
         for (k, v) in &o.branches_founded {
             *self.branches_founded.entry(*k).or_default() += v;

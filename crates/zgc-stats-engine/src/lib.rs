@@ -9,6 +9,13 @@
 //! number of parks for rankings and affiliate trees), never on the number
 //! of companies.
 //!
+//! A park with affiliated parks also has a *tree* bucket: the park and
+//! its affiliates together, so an `include_affiliates` scope is one bucket
+//! too. Company changes update tree buckets as they go; a change to which
+//! parks exist or to a park's parent marks them stale, and they are
+//! rebuilt from the park buckets once, when the batch of events ends
+//! ([`Engine::set_revision`]).
+//!
 //! A bucket whose entities are all gone stays as an empty aggregate (it
 //! answers zeros); inner maps drop entries whose count falls to zero.
 //!
@@ -27,7 +34,7 @@ mod query;
 pub use dates::Ymd;
 pub use error::QueryError;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use agg::{Agg, BucketId};
 use model::{CompanyInfo, ParkInfo, Regions};
@@ -44,6 +51,11 @@ pub struct Engine {
     /// Branch companies by parent company name.
     branches_of: HashMap<String, BTreeSet<String>>,
     buckets: HashMap<BucketId, Agg>,
+    /// Parks that have a tree bucket (those with affiliated parks).
+    trees: HashSet<String>,
+    /// Parks appeared, went or changed parent since the tree buckets were
+    /// built: they are rebuilt by `set_revision`, and ignored until then.
+    trees_stale: bool,
     /// Relocation records by (from, to, year), city level.
     flows: HashMap<(model::Region, model::Region, Option<i32>), i64>,
     regions: Regions,
@@ -60,9 +72,78 @@ impl Engine {
         self.revision
     }
 
-    /// Records that every change up to `revision` has been applied.
+    /// Records that every change up to `revision` has been applied: the
+    /// end of a batch of events, where stale affiliate trees are rebuilt.
     pub fn set_revision(&mut self, revision: u64) {
         self.revision = self.revision.max(revision);
+        if self.trees_stale {
+            self.rebuild_trees();
+        }
+    }
+
+    /// `name` and every existing park whose parent chain (through existing
+    /// parks) leads to it.
+    pub(crate) fn affiliates<'a>(&'a self, name: &'a str) -> Vec<&'a str> {
+        let mut seen: HashSet<&str> = HashSet::from([name]);
+        let mut out = vec![name];
+        let mut queue = vec![name];
+        while let Some(p) = queue.pop() {
+            for child in self.park_children.get(p).into_iter().flatten() {
+                if self.parks.contains_key(child) && seen.insert(child) {
+                    out.push(child);
+                    queue.push(child);
+                }
+            }
+        }
+        out
+    }
+
+    /// The tree buckets a contribution to park `park` also goes to: those
+    /// of the park and of its existing ancestors.
+    fn tree_ids(&self, park: &str) -> Vec<BucketId> {
+        let mut out = Vec::new();
+        if self.trees_stale || self.trees.is_empty() {
+            return out;
+        }
+        let mut visited: Vec<&str> = Vec::new();
+        let mut current = park;
+        while let Some(info) = self.parks.get(current) {
+            if visited.contains(&current) {
+                break; // a cycle of parents
+            }
+            visited.push(current);
+            if self.trees.contains(current) {
+                out.push(BucketId::ParkTree(current.to_string()));
+            }
+            current = &info.parent;
+        }
+        out
+    }
+
+    fn rebuild_trees(&mut self) {
+        self.buckets
+            .retain(|id, _| !matches!(id, BucketId::ParkTree(_)));
+        let mut trees = HashMap::new();
+        for name in self.parks.keys() {
+            let members = self.affiliates(name);
+            if members.len() < 2 {
+                continue;
+            }
+            let mut agg = Agg::default();
+            for m in members {
+                if let Some(b) = self.buckets.get(&BucketId::Park(m.to_string())) {
+                    agg.merge(b);
+                }
+            }
+            trees.insert(name.clone(), agg);
+        }
+        self.trees = trees.keys().cloned().collect();
+        self.buckets.extend(
+            trees
+                .into_iter()
+                .map(|(name, agg)| (BucketId::ParkTree(name), agg)),
+        );
+        self.trees_stale = false;
     }
 
     /// The number of parks and companies held.
@@ -94,6 +175,11 @@ impl Engine {
     }
 
     fn set_park(&mut self, name: &str, after: Option<&zgc_proto::registry::v1::Park>) {
+        let parent_before = self.parks.get(name).map(|p| p.parent.clone());
+        let parent_after = after.map(|p| p.parent_park.clone());
+        if parent_before != parent_after {
+            self.trees_stale = true;
+        }
         if let Some(old) = self.parks.remove(name) {
             for id in old.buckets(name) {
                 self.bucket(id).parks -= 1;
@@ -161,7 +247,9 @@ impl Engine {
 
     /// Adds (`sign` 1) or removes (-1) a company's own contribution.
     fn contribute(&mut self, c: &CompanyInfo, sign: i64) {
-        for id in c.buckets() {
+        let mut ids = c.buckets();
+        ids.extend(self.tree_ids(&c.park));
+        for id in ids {
             self.bucket(id).add_company(c, sign);
         }
         if let Some(last) = c.relocations.last() {
@@ -201,7 +289,9 @@ impl Engine {
             return;
         };
         let key = (location, c.founded);
-        for id in p.buckets() {
+        let mut ids = p.buckets();
+        ids.extend(self.tree_ids(&p.park));
+        for id in ids {
             let agg = self.buckets.entry(id).or_default();
             let count = agg.footprint.entry(key.clone()).or_default();
             *count += sign;

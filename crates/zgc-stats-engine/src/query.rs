@@ -1,7 +1,7 @@
 //! Answers to every query of `zgc.stats.v1`, read from the aggregates.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use zgc_proto::stats::v1::{
     BranchRegion, GetBranchFootprintRequest, GetRelocationFlowsRequest, GetTimeSeriesRequest,
@@ -60,19 +60,19 @@ impl Engine {
                 if !self.parks.contains_key(name) {
                     return Err(QueryError::NotFound(name.clone()));
                 }
-                let mut buckets = vec![BucketId::Park(name.clone())];
-                if include_affiliates {
-                    let mut seen: HashSet<&str> = HashSet::from([name.as_str()]);
-                    let mut queue = vec![name.as_str()];
-                    while let Some(p) = queue.pop() {
-                        for child in self.park_children.get(p).into_iter().flatten() {
-                            if self.parks.contains_key(child) && seen.insert(child) {
-                                buckets.push(BucketId::Park(child.clone()));
-                                queue.push(child);
-                            }
-                        }
+                let buckets = if !include_affiliates || !self.trees_stale {
+                    if include_affiliates && self.trees.contains(name) {
+                        vec![BucketId::ParkTree(name.clone())]
+                    } else {
+                        vec![BucketId::Park(name.clone())]
                     }
-                }
+                } else {
+                    // Between a park change and the end of its batch.
+                    self.affiliates(name)
+                        .into_iter()
+                        .map(|p| BucketId::Park(p.to_string()))
+                        .collect()
+                };
                 Resolved {
                     buckets,
                     region: false,
@@ -171,14 +171,11 @@ impl Engine {
                 .cmp(&a.company_count)
                 .then_with(|| a.sector.cmp(&b.sector))
         });
-        let mut by_year: BTreeMap<i32, i64> = BTreeMap::new();
-        for (d, n) in &agg.founded {
-            *by_year.entry(d.year).or_default() += n;
-        }
-        let founded_by_year = by_year
-            .into_iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(year, count)| YearCount { year, count })
+        let founded_by_year = agg
+            .founded_years
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(&year, &count)| YearCount { year, count })
             .collect();
         Ok(Summary {
             scope: scope.cloned(),
