@@ -128,7 +128,9 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-fn registry_args(dir: &Path) -> Vec<String> {
+/// A server's arguments: loopback ports for gRPC and metrics, JSON logs,
+/// then `flag value`.
+fn server_args(flag: &str, value: String) -> Vec<String> {
     let mut a = strings(&[
         "--listen",
         "127.0.0.1:0",
@@ -136,24 +138,18 @@ fn registry_args(dir: &Path) -> Vec<String> {
         "127.0.0.1:0",
         "--log-format",
         "json",
-        "--data-dir",
+        flag,
     ]);
-    a.push(dir.display().to_string());
+    a.push(value);
     a
 }
 
+fn registry_args(dir: &Path) -> Vec<String> {
+    server_args("--data-dir", dir.display().to_string())
+}
+
 fn stats_args(registry: SocketAddr) -> Vec<String> {
-    let mut a = strings(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--log-format",
-        "json",
-        "--registry-addr",
-    ]);
-    a.push(format!("http://{registry}"));
-    a
+    server_args("--registry-addr", format!("http://{registry}"))
 }
 
 /// The servers under load, and connections to each.
