@@ -38,7 +38,9 @@ fn haproxy_binary() -> String {
 
 /// The proxy's configuration: registry calls by path to the registry,
 /// everything else (stats calls, health checks) round-robin over the stats
-/// replicas, HTTP/2 in cleartext on both sides, as between sidecars.
+/// replicas, HTTP/2 in cleartext on both sides, as between sidecars. Every
+/// request is logged to stderr (shown when the test fails): a response cut
+/// short by a server shows as termination state `SD--`.
 fn config(dir: &Path, listen: u16, registry: SocketAddr, stats: &[SocketAddr]) -> String {
     let d = dir.display();
     let replicas: String = stats
@@ -50,6 +52,8 @@ fn config(dir: &Path, listen: u16, registry: SocketAddr, stats: &[SocketAddr]) -
         "global
   stats socket {d}/admin.sock level admin
 defaults
+  log stderr format raw local0
+  option httplog
   mode http
   timeout connect 5s
   timeout client 1h

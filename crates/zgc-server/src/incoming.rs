@@ -1,15 +1,211 @@
-//! Accepted connections, configured the way gRPC needs them.
+//! Accepted connections, configured the way gRPC needs them, and closed
+//! without losing the last response.
 
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_stream::Stream;
+use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
+
+/// How long a closing connection keeps reading (and discarding) what the
+/// peer still sends, waiting for the peer to close its side.
+pub const LINGER: Duration = Duration::from_secs(1);
 
 /// The connections of `listener`, with `TCP_NODELAY` (without it, small
-/// responses wait for delayed ACKs: tens of milliseconds per unary call)
-/// and TCP keepalive (dead peers are noticed).
-pub fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(60)))
+/// responses wait for delayed ACKs: tens of milliseconds per unary call),
+/// TCP keepalive (dead peers are noticed), and a lingering close (see
+/// [`Lingering`]).
+pub fn incoming(listener: TcpListener) -> Incoming {
+    Incoming {
+        inner: TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(60))),
+    }
+}
+
+/// The stream of accepted connections [`incoming`] returns.
+pub struct Incoming {
+    inner: TcpIncoming,
+}
+
+impl Stream for Incoming {
+    type Item = io::Result<Lingering>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.inner)
+            .poll_next(cx)
+            .map(|next| next.map(|accepted| accepted.map(Lingering::new)))
+    }
+}
+
+/// A TCP connection whose shutdown is a lingering close.
+///
+/// When an HTTP/2 connection ends (a graceful shutdown's last stream has
+/// finished, or the connection's maximum age has passed), hyper writes the
+/// final frames, shuts the write side down and drops the socket. A peer
+/// still sending at that moment (a proxy acknowledging the data it just
+/// read with a WINDOW_UPDATE, say) then hits a closed socket, the kernel
+/// answers with a TCP reset, and a reset makes the peer's kernel discard
+/// whatever it had received but not yet read: the end of the last
+/// responses, trailers included. Behind HAProxy, a call in flight during a
+/// rolling restart came back "missing grpc-status trailer" this way.
+///
+/// So shutting down sends FIN and then keeps reading, discarding, until the
+/// peer closes its side too, or [`LINGER`] has passed, or reading fails;
+/// only then does the socket close. This is the "lingering close" of
+/// Apache httpd and of Go's HTTP/2 server.
+pub struct Lingering {
+    stream: TcpStream,
+    linger: Duration,
+    closing: Closing,
+}
+
+enum Closing {
+    /// Not shutting down.
+    Open,
+    /// FIN sent; reading until the peer's FIN or the deadline.
+    Draining(Pin<Box<tokio::time::Sleep>>),
+    /// Shutdown complete.
+    Done,
+}
+
+impl Lingering {
+    fn new(stream: TcpStream) -> Self {
+        Self::with_linger(stream, LINGER)
+    }
+
+    fn with_linger(stream: TcpStream, linger: Duration) -> Self {
+        Self {
+            stream,
+            linger,
+            closing: Closing::Open,
+        }
+    }
+}
+
+impl Connected for Lingering {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+impl AsyncRead for Lingering {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Lingering {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            match &mut this.closing {
+                Closing::Open => {
+                    ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
+                    this.closing = Closing::Draining(Box::pin(tokio::time::sleep(this.linger)));
+                }
+                Closing::Draining(deadline) => {
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        this.closing = Closing::Done;
+                        continue;
+                    }
+                    let mut scratch = [0u8; 4096];
+                    let mut buf = ReadBuf::new(&mut scratch);
+                    match Pin::new(&mut this.stream).poll_read(cx, &mut buf) {
+                        // More from the peer: discarded; keep reading.
+                        Poll::Ready(Ok(())) if !buf.filled().is_empty() => {}
+                        // The peer's FIN, or the connection is gone: done.
+                        Poll::Ready(_) => this.closing = Closing::Done,
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                Closing::Done => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A connected pair: the server's end wrapped, the client's plain.
+    async fn pair(linger: Duration) -> (Lingering, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap());
+        let (client, accepted) = tokio::join!(client, listener.accept());
+        (
+            Lingering::with_linger(accepted.unwrap().0, linger),
+            client.unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn shutdown_reads_what_the_peer_still_sends_until_the_peer_closes() {
+        let (mut server, mut client) = pair(Duration::from_secs(3600)).await;
+        server.write_all(b"last response").await.unwrap();
+        let shutdown = tokio::spawn(async move { server.shutdown().await });
+
+        // The peer reads everything and then the server's FIN...
+        let mut received = Vec::new();
+        client.read_to_end(&mut received).await.unwrap();
+        assert_eq!(received, b"last response");
+        // ...and may still send: far more than socket buffers hold, so
+        // this only completes because the closing server keeps reading.
+        client.write_all(&vec![7u8; 8 << 20]).await.unwrap();
+        assert!(
+            !shutdown.is_finished(),
+            "the socket closed while the peer was still sending"
+        );
+        // The peer closes its side: the server's shutdown completes.
+        client.shutdown().await.unwrap();
+        shutdown.await.unwrap().unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_never_closes_holds_the_socket_for_the_linger_at_most() {
+        let (mut server, client) = pair(LINGER).await;
+        // The client neither reads nor closes; with the clock paused, the
+        // linger passes as soon as nothing else can happen.
+        let started = tokio::time::Instant::now();
+        server.shutdown().await.unwrap();
+        assert!(started.elapsed() >= LINGER);
+        drop(client);
+    }
 }
