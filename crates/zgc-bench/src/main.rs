@@ -31,6 +31,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The allocator the servers use, so the baselines measured in this
+/// process (the echo server, the raw sled loop) run on it too.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The zgc benchmark suite.
 #[derive(Debug, Parser)]
 #[command(name = "zgc-bench", version)]

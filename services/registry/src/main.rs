@@ -3,6 +3,10 @@
 use clap::Parser;
 use zgc_registry::Config;
 
+/// mimalloc instead of glibc's malloc: see `BENCHMARKS.md`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
