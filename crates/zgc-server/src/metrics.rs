@@ -2,7 +2,8 @@
 //! server records, room for each service's own, and the `/metrics`
 //! endpoint on its own port (`--metrics-listen`).
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -49,6 +50,18 @@ fn latency_buckets() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+/// The most methods whose calls are recorded under their own labels. The
+/// path of a call comes from the client, and a label set, once made, is
+/// exported forever: calls to further paths (which can only be unknown
+/// methods, answered UNIMPLEMENTED) are recorded as [`OTHER`].
+pub const MAX_METHODS: usize = 256;
+
+/// The service and method label of calls beyond [`MAX_METHODS`].
+pub const OTHER: &str = "other";
+
+/// gRPC status codes have values 0 to 16.
+const CODES: usize = 17;
+
 /// What every server records about its calls.
 #[derive(Clone)]
 pub struct RpcMetrics {
@@ -58,6 +71,88 @@ pub struct RpcMetrics {
     pub latency: HistogramFamily<MethodLabels>,
     /// Calls in progress by method.
     pub in_flight: Family<MethodLabels, Gauge>,
+    /// Each method's metrics by request path, looked up once per method
+    /// rather than hashed from label strings on every call.
+    methods: Arc<RwLock<HashMap<String, Arc<MethodMetrics>>>>,
+}
+
+/// The metrics of one method: handles into the families of [`RpcMetrics`].
+pub struct MethodMetrics {
+    /// The method's labels.
+    pub labels: MethodLabels,
+    /// Its calls in progress.
+    pub in_flight: Gauge,
+    /// Its latency.
+    pub latency: Histogram,
+    calls: Family<CallLabels, Counter>,
+    /// Its finished calls by status code, made on first use, so that only
+    /// codes that occurred are exported.
+    by_code: [OnceLock<Counter>; CODES],
+}
+
+impl MethodMetrics {
+    /// Counts one finished call with status `code`.
+    pub fn count(&self, code: i32) {
+        let code = usize::try_from(code)
+            .ok()
+            .filter(|c| *c < CODES)
+            .unwrap_or(2);
+        self.by_code[code]
+            .get_or_init(|| {
+                self.calls
+                    .get_or_create(&CallLabels {
+                        service: self.labels.service.clone(),
+                        method: self.labels.method.clone(),
+                        code: crate::observe::code_name(code as i32).to_string(),
+                    })
+                    .clone()
+            })
+            .inc();
+    }
+}
+
+impl RpcMetrics {
+    /// The metrics of the method at `path` (`/package.Service/Method`).
+    pub fn method(&self, path: &str) -> Arc<MethodMetrics> {
+        {
+            let methods = match self.methods.read() {
+                Ok(m) => m,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if let Some(m) = methods.get(path) {
+                return m.clone();
+            }
+        }
+        let mut methods = match self.methods.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let (key, labels) = if methods.len() < MAX_METHODS {
+            let (service, method) = path
+                .trim_start_matches('/')
+                .split_once('/')
+                .unwrap_or(("", ""));
+            (path, (service, method))
+        } else {
+            (OTHER, (OTHER, OTHER))
+        };
+        methods
+            .entry(key.to_string())
+            .or_insert_with(|| {
+                let labels = MethodLabels {
+                    service: labels.0.to_string(),
+                    method: labels.1.to_string(),
+                };
+                Arc::new(MethodMetrics {
+                    in_flight: self.in_flight.get_or_create(&labels).clone(),
+                    latency: self.latency.get_or_create(&labels).clone(),
+                    calls: self.calls.clone(),
+                    by_code: std::array::from_fn(|_| OnceLock::new()),
+                    labels,
+                })
+            })
+            .clone()
+    }
 }
 
 type Hook = Box<dyn Fn() + Send + Sync>;
@@ -78,6 +173,7 @@ impl Metrics {
             calls: Family::default(),
             latency: Family::new_with_constructor(latency_buckets),
             in_flight: Family::default(),
+            methods: Arc::default(),
         };
         registry.register(
             "zgc_rpc_calls",
@@ -199,5 +295,51 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, stop: Cancellat
         .await;
     if let Err(e) = result {
         tracing::error!(error = %e, "the metrics endpoint failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_are_counted_per_method_and_code() {
+        let metrics = Metrics::new();
+        let get = metrics
+            .rpc
+            .method("/zgc.registry.v1.RegistryService/GetCompany");
+        get.count(0);
+        get.count(0);
+        metrics
+            .rpc
+            .method("/zgc.registry.v1.RegistryService/GetCompany")
+            .count(5);
+        // Out-of-range codes count as UNKNOWN.
+        get.count(99);
+        let text = metrics.encode();
+        for line in [
+            r#"zgc_rpc_calls_total{service="zgc.registry.v1.RegistryService",method="GetCompany",code="OK"} 2"#,
+            r#"zgc_rpc_calls_total{service="zgc.registry.v1.RegistryService",method="GetCompany",code="NOT_FOUND"} 1"#,
+            r#"zgc_rpc_calls_total{service="zgc.registry.v1.RegistryService",method="GetCompany",code="UNKNOWN"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn paths_beyond_the_limit_are_recorded_as_other() {
+        let metrics = Metrics::new();
+        for i in 0..MAX_METHODS + 50 {
+            metrics.rpc.method(&format!("/made.Up/Method{i}")).count(12);
+        }
+        let text = metrics.encode();
+        assert_eq!(
+            text.matches("zgc_rpc_calls_total{").count(),
+            MAX_METHODS + 1,
+            "one label set per method up to the limit, then one for the rest"
+        );
+        assert!(text.contains(
+            r#"zgc_rpc_calls_total{service="other",method="other",code="UNIMPLEMENTED"} 50"#
+        ));
     }
 }

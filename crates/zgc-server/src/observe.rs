@@ -20,7 +20,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
 
-use crate::metrics::{CallLabels, MethodLabels, Metrics};
+use crate::metrics::{MethodMetrics, Metrics};
 
 /// The request ID header a mesh generates and asks applications to log
 /// and forward.
@@ -109,8 +109,7 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 
 /// Records the end of one call, exactly once.
 struct Ending {
-    metrics: Arc<Metrics>,
-    method: MethodLabels,
+    method: Arc<MethodMetrics>,
     started: Instant,
     span: tracing::Span,
     /// The trace ID the call came with, for when spans are not traced.
@@ -120,19 +119,10 @@ struct Ending {
 impl Ending {
     fn finish(self, code: i32) {
         let elapsed = self.started.elapsed();
-        let rpc = &self.metrics.rpc;
-        rpc.in_flight.get_or_create(&self.method).dec();
-        rpc.latency
-            .get_or_create(&self.method)
-            .observe(elapsed.as_secs_f64());
+        self.method.in_flight.dec();
+        self.method.latency.observe(elapsed.as_secs_f64());
+        self.method.count(code);
         let name = code_name(code);
-        rpc.calls
-            .get_or_create(&CallLabels {
-                service: self.method.service.clone(),
-                method: self.method.method.clone(),
-                code: name.to_string(),
-            })
-            .inc();
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let trace_id = crate::telemetry::trace_id(&self.span)
             .or(self.incoming_trace)
@@ -161,33 +151,30 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let (service, method) = request
-            .uri()
-            .path()
-            .trim_start_matches('/')
-            .split_once('/')
-            .unwrap_or(("", ""));
-        let method = MethodLabels {
-            service: service.to_string(),
-            method: method.to_string(),
-        };
+        let method = self.metrics.rpc.method(request.uri().path());
         let id = request_id(request.headers());
         request.headers_mut().insert(REQUEST_ID, id.clone());
         let span = tracing::info_span!(
             target: "zgc::rpc",
             "rpc",
-            rpc.service = %method.service,
-            rpc.method = %method.method,
+            rpc.service = %method.labels.service,
+            rpc.method = %method.labels.method,
             request_id = %String::from_utf8_lossy(id.as_bytes()),
         );
-        crate::telemetry::extract_parent(&span, request.headers());
-        self.metrics.rpc.in_flight.get_or_create(&method).inc();
+        // The trace context matters only to a span or a log line: with
+        // neither enabled, its headers are not even parsed.
+        let incoming_trace =
+            if !span.is_disabled() || tracing::enabled!(target: "zgc::rpc", tracing::Level::INFO) {
+                crate::telemetry::extract_parent(&span, request.headers())
+            } else {
+                None
+            };
+        method.in_flight.inc();
         let ending = Ending {
-            metrics: self.metrics.clone(),
             method,
             started: Instant::now(),
             span: span.clone(),
-            incoming_trace: crate::telemetry::incoming_trace_id(request.headers()),
+            incoming_trace,
         };
         let future = self.inner.call(request).instrument(span);
         Box::pin(async move {

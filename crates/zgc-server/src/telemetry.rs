@@ -13,8 +13,8 @@
 //! ([`extract_parent`]), and outgoing calls carry the current span's in both
 //! formats ([`propagator`]). Without an endpoint servers make no
 //! OpenTelemetry spans (they cost about a tenth of a cheap call's
-//! throughput), but still log the trace ID a call came with
-//! ([`incoming_trace_id`]); the CLI always traces, so its calls carry a
+//! throughput), but still log the trace ID a call came with (returned by
+//! [`extract_parent`]); the CLI always traces, so its calls carry a
 //! context.
 
 use std::sync::Arc;
@@ -218,12 +218,18 @@ impl Injector for HeaderInjector<'_> {
     }
 }
 
-/// Makes the trace context in `headers` (W3C `traceparent`) the parent of
-/// `span`. Does nothing when tracing is not installed.
-pub fn extract_parent(span: &tracing::Span, headers: &http::HeaderMap) {
+/// Makes the trace context an incoming call carries (W3C or B3) the
+/// parent of `span`, and returns its trace ID in hex, if it has a valid
+/// one (for log lines when spans are not traced).
+pub fn extract_parent(span: &tracing::Span, headers: &http::HeaderMap) -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
     let parent =
         opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
+    let span_context = parent.span().span_context().clone();
     let _ = span.set_parent(parent);
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
 }
 
 /// Writes the current span's trace context into outgoing headers.
@@ -246,17 +252,6 @@ pub fn propagator() -> Option<HeaderHook> {
 pub fn trace_id(span: &tracing::Span) -> Option<String> {
     use opentelemetry::trace::TraceContextExt;
     let context = span.context();
-    let span_context = context.span().span_context().clone();
-    span_context
-        .is_valid()
-        .then(|| span_context.trace_id().to_string())
-}
-
-/// The trace ID an incoming call carries (W3C or B3), in hex, if any.
-pub fn incoming_trace_id(headers: &http::HeaderMap) -> Option<String> {
-    use opentelemetry::trace::TraceContextExt;
-    let context =
-        opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
     let span_context = context.span().span_context().clone();
     span_context
         .is_valid()
