@@ -63,10 +63,12 @@ pub fn targets(r: &Results) -> Vec<Target> {
     let full = r.companies >= FULL_SCALE;
     let mut out = Vec::new();
     let tput = |name: &str| r.scenario(name).map(|s| s.throughput_per_s.median);
-    let echo = tput("echo").unwrap_or(0.0).max(1e-9);
+    // Without the echo baseline (a `--only` run leaving it out) there is
+    // nothing to compare throughputs with.
+    let echo = tput("echo").filter(|e| *e > 0.0);
 
-    match tput("get") {
-        Some(get) => out.push(Target {
+    match tput("get").zip(echo) {
+        Some((get, echo)) => out.push(Target {
             goal: "GetCompany throughput ≥ 0.8x echo".into(),
             measured: format!("{:.2}x ({get:.0} vs {echo:.0} calls/s)", get / echo),
             status: verdict(get / echo >= 0.8, full),
@@ -82,11 +84,17 @@ pub fn targets(r: &Results) -> Vec<Target> {
         out.push(not_measured("GetSummary throughput ≥ 0.8x echo, any scope"));
     }
     for s in summaries {
-        let ratio = s.throughput_per_s.median / echo;
-        out.push(Target {
-            goal: format!("GetSummary `{}` ≥ 0.8x echo", &s.name["summary/".len()..]),
-            measured: format!("{ratio:.2}x ({:.0} calls/s)", s.throughput_per_s.median),
-            status: verdict(ratio >= 0.8, full),
+        let goal = format!("GetSummary `{}` ≥ 0.8x echo", &s.name["summary/".len()..]);
+        out.push(match echo {
+            Some(echo) => {
+                let ratio = s.throughput_per_s.median / echo;
+                Target {
+                    goal,
+                    measured: format!("{ratio:.2}x ({:.0} calls/s)", s.throughput_per_s.median),
+                    status: verdict(ratio >= 0.8, full),
+                }
+            }
+            None => not_measured(&goal),
         });
         let goal = format!(
             "GetSummary `{}` server-side p99 ≤ 250 µs",
@@ -297,17 +305,20 @@ pub fn markdown(r: &Results) -> String {
     line(&mut md, "|---|---|---|---|---|---|---|---|");
     let echo = r
         .scenario("echo")
-        .map_or(0.0, |s| s.throughput_per_s.median)
-        .max(1e-9);
+        .map(|s| s.throughput_per_s.median)
+        .filter(|e| *e > 0.0);
     for s in &r.scenarios {
+        let vs_echo = echo.map_or("—".to_string(), |echo| {
+            format!("{:.2}", s.throughput_per_s.median / echo)
+        });
         line(
             &mut md,
             &format!(
-                "| {} | {} | {:.0} | {:.2} | {} | {} | {} | {:.0} µs |",
+                "| {} | {} | {:.0} | {} | {} | {} | {} | {:.0} µs |",
                 s.name,
                 s.description,
                 s.throughput_per_s.median,
-                s.throughput_per_s.median / echo,
+                vs_echo,
                 micros(s.p50_us),
                 micros(s.p99_us),
                 s.server_p99_us.map_or("—".into(), micros),
@@ -444,6 +455,16 @@ mod tests {
             .find(|t| t.goal.starts_with(goal_start))
             .map(|t| t.status)
             .unwrap_or(Status::NotMeasured)
+    }
+
+    #[test]
+    fn without_the_echo_baseline_throughput_targets_are_not_measured() {
+        let mut r = results(FULL_SCALE);
+        r.scenarios.retain(|s| s.name != "echo");
+        assert_eq!(status(&r, "GetCompany"), Status::NotMeasured);
+        assert_eq!(status(&r, "GetSummary `all` ≥"), Status::NotMeasured);
+        assert_eq!(status(&r, "GetSummary `all` server"), Status::Missed);
+        assert!(markdown(&r).contains("| get |  | 850 | — |"));
     }
 
     #[test]
