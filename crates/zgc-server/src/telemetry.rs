@@ -169,11 +169,17 @@ fn install(
             .with_error_records_to_exceptions(false)
             .with_filter(LevelFilter::INFO)
     });
-    let installed = tracing_subscriber::registry()
-        .with(fmt)
-        .with(otel)
-        .try_init()
-        .is_ok();
+    // Not `.with(otel)` on an `Option`: a `None` layer claims interest in
+    // every callsite, so every disabled span (one per call) would still be
+    // created, entered and closed.
+    let installed = match otel {
+        Some(otel) => tracing_subscriber::registry()
+            .with(fmt)
+            .with(otel)
+            .try_init()
+            .is_ok(),
+        None => tracing_subscriber::registry().with(fmt).try_init().is_ok(),
+    };
     if installed && service.is_some() {
         // B3 (`b3`, `x-b3-*`) for meshes that trace with Zipkin's format,
         // then W3C trace context, which wins when a call carries both.
