@@ -86,8 +86,8 @@ impl Agg {
     pub fn add_company(&mut self, c: &CompanyInfo, sign: i64) {
         let wide = i128::from(sign);
         self.companies += sign;
-        self.employees += wide * c.employees;
-        self.investment += wide * c.investment;
+        self.employees += wide * i128::from(c.employees);
+        self.investment += wide * i128::from(c.investment);
         if !c.parent.is_empty() {
             self.branches += sign;
             if let Some(d) = c.founded {
@@ -118,8 +118,8 @@ impl Agg {
         }
         for (year, revenue, output) in &c.figures {
             let sum = self.figures.entry(*year).or_default();
-            sum.revenue += wide * revenue;
-            sum.output += wide * output;
+            sum.revenue += wide * i128::from(*revenue);
+            sum.output += wide * i128::from(*output);
             sum.companies += sign;
             if sum.companies == 0 {
                 self.figures.remove(year);

@@ -45,7 +45,10 @@ use zgc_proto::registry::v1::{ChangeEvent, Entity, entity};
 pub struct Engine {
     revision: u64,
     parks: HashMap<String, ParkInfo>,
-    companies: HashMap<String, CompanyInfo>,
+    /// Boxed: a hash table has up to twice as many slots as entries, and
+    /// grows by doubling (both tables live while it moves), so slots hold
+    /// a pointer, not the record.
+    companies: HashMap<Box<str>, Box<CompanyInfo>>,
     /// Child parks by parent park name (whether or not the parent exists).
     park_children: HashMap<String, BTreeSet<String>>,
     /// Branch companies by parent company name.
@@ -237,7 +240,7 @@ impl Engine {
                     .or_default()
                     .insert(name.to_string());
             }
-            self.companies.insert(name.to_string(), info);
+            self.companies.insert(name.into(), Box::new(info));
             self.footprint(name, &parent, 1);
             for b in &branches {
                 self.footprint(b, name, 1);
@@ -255,12 +258,15 @@ impl Engine {
         if let Some(last) = c.relocations.last() {
             let (from, to) = (&last.from, &last.to);
             if from.province != to.province {
-                self.bucket(BucketId::Province(from.province.clone()))
+                self.bucket(BucketId::Province(from.province.to_string()))
                     .relocated_out += sign;
             }
             if from != to {
-                self.bucket(BucketId::City(from.province.clone(), from.city.clone()))
-                    .relocated_out += sign;
+                self.bucket(BucketId::City(
+                    from.province.to_string(),
+                    from.city.to_string(),
+                ))
+                .relocated_out += sign;
             }
         }
         for r in &c.relocations {

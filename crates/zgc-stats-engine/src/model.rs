@@ -1,7 +1,8 @@
 //! What the engine keeps of each entity: just enough to subtract its
 //! contribution later, with regions normalised.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use zgc_proto::registry::v1::{Company, Park};
 use zgc_proto::types::v1::{Date, Location};
@@ -10,11 +11,13 @@ use crate::Ymd;
 use crate::agg::BucketId;
 
 /// A region key: normalised (trimmed, lower-case) province and city; the
-/// city is empty at province level.
+/// city is empty at province level. The names are shared ([`Regions`]
+/// interns them): a region is kept per company and per branch footprint,
+/// and there are only so many provinces and cities.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Region {
-    pub province: String,
-    pub city: String,
+    pub province: Arc<str>,
+    pub city: Arc<str>,
 }
 
 impl Region {
@@ -22,7 +25,7 @@ impl Region {
     pub fn province_level(&self) -> Self {
         Self {
             province: self.province.clone(),
-            city: String::new(),
+            city: Arc::default(),
         }
     }
 }
@@ -37,6 +40,7 @@ pub fn norm(s: &str) -> String {
 pub struct Regions {
     provinces: HashMap<String, String>,
     cities: HashMap<(String, String), String>,
+    names: HashSet<Arc<str>>,
 }
 
 impl Regions {
@@ -55,7 +59,19 @@ impl Regions {
         self.cities
             .entry((province.clone(), city.clone()))
             .or_insert_with(|| l.city.trim().to_string());
-        Some(Region { province, city })
+        Some(Region {
+            province: self.intern(province),
+            city: self.intern(city),
+        })
+    }
+
+    fn intern(&mut self, name: String) -> Arc<str> {
+        if let Some(shared) = self.names.get(name.as_str()) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(name);
+        self.names.insert(shared.clone());
+        shared
     }
 
     /// The reported location of a region key.
@@ -66,9 +82,9 @@ impl Regions {
                 String::new()
             } else {
                 self.cities
-                    .get(&(r.province.clone(), r.city.clone()))
+                    .get(&(r.province.to_string(), r.city.to_string()))
                     .cloned()
-                    .unwrap_or_else(|| r.city.clone())
+                    .unwrap_or_else(|| r.city.to_string())
             },
             district: String::new(),
         }
@@ -126,13 +142,14 @@ pub struct CompanyInfo {
     pub sectors: Vec<String>,
     pub parent: String,
     pub founded: Option<Ymd>,
-    pub employees: i128,
-    pub investment: i128,
+    pub employees: i64,
+    pub investment: i64,
     pub high_tech: bool,
     pub listed: bool,
     pub relocations: Vec<RelocationInfo>,
-    /// (year, revenue, output value), years unique.
-    pub figures: Vec<(i32, i128, i128)>,
+    /// (year, revenue, output value), years unique. Kept as the registry
+    /// sends them (64-bit); sums widen to 128 bits.
+    pub figures: Vec<(i32, i64, i64)>,
 }
 
 fn date(d: Option<&Date>) -> Option<Ymd> {
@@ -151,23 +168,19 @@ fn dedup(items: &[String]) -> Vec<String> {
 
 fn push_region_and_sectors(ids: &mut Vec<BucketId>, location: Option<&Region>, sectors: &[String]) {
     if let Some(r) = location {
-        ids.push(BucketId::Province(r.province.clone()));
-        ids.push(BucketId::City(r.province.clone(), r.city.clone()));
+        ids.push(BucketId::Province(r.province.to_string()));
+        ids.push(BucketId::City(r.province.to_string(), r.city.to_string()));
     }
     ids.extend(sectors.iter().map(|s| BucketId::Sector(s.clone())));
 }
 
 impl CompanyInfo {
     pub fn from_proto(c: &Company, regions: &mut Regions) -> Self {
-        let mut figures: Vec<(i32, i128, i128)> = Vec::with_capacity(c.annual_figures.len());
+        let mut figures: Vec<(i32, i64, i64)> = Vec::with_capacity(c.annual_figures.len());
         for f in &c.annual_figures {
             // Years are unique in the registry; keep the first if not.
             if !figures.iter().any(|(y, _, _)| *y == f.year) {
-                figures.push((
-                    f.year,
-                    i128::from(f.revenue_cny),
-                    i128::from(f.output_value_cny),
-                ));
+                figures.push((f.year, f.revenue_cny, f.output_value_cny));
             }
         }
         Self {
@@ -176,8 +189,8 @@ impl CompanyInfo {
             sectors: dedup(&c.sectors),
             parent: c.parent_company.clone(),
             founded: date(c.founded.as_ref()),
-            employees: i128::from(c.employees),
-            investment: i128::from(c.investment_cny),
+            employees: i64::from(c.employees),
+            investment: c.investment_cny,
             high_tech: c.high_tech,
             listed: c.listed,
             relocations: c

@@ -236,7 +236,7 @@ impl Engine {
                 && park
                     .location
                     .as_ref()
-                    .is_none_or(|l| l.province != province)
+                    .is_none_or(|l| *l.province != *province)
             {
                 continue;
             }
@@ -296,8 +296,8 @@ impl Engine {
         let (from_p, to_p) = (norm(&req.from_province), norm(&req.to_province));
         let mut groups: BTreeMap<(Region, Region), i64> = BTreeMap::new();
         for ((from, to, year), n) in &self.flows {
-            if (!from_p.is_empty() && from.province != from_p)
-                || (!to_p.is_empty() && to.province != to_p)
+            if (!from_p.is_empty() && *from.province != *from_p)
+                || (!to_p.is_empty() && *to.province != *to_p)
             {
                 continue;
             }
