@@ -35,7 +35,9 @@ pub fn norm(s: &str) -> String {
     s.trim().to_lowercase()
 }
 
-/// The first spelling seen of every province and city.
+/// The first spelling seen of every province and city, and the shared
+/// copy of every name kept per company (regions, parks, sectors: there
+/// are only so many of them).
 #[derive(Debug, Default, Clone)]
 pub struct Regions {
     provinces: HashMap<String, String>,
@@ -60,18 +62,30 @@ impl Regions {
             .entry((province.clone(), city.clone()))
             .or_insert_with(|| l.city.trim().to_string());
         Some(Region {
-            province: self.intern(province),
-            city: self.intern(city),
+            province: self.intern(&province),
+            city: self.intern(&city),
         })
     }
 
-    fn intern(&mut self, name: String) -> Arc<str> {
-        if let Some(shared) = self.names.get(name.as_str()) {
+    /// The shared copy of `name`.
+    pub fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.names.get(name) {
             return shared.clone();
         }
         let shared: Arc<str> = Arc::from(name);
         self.names.insert(shared.clone());
         shared
+    }
+
+    /// The shared copies of `names`, each once, in their first order.
+    fn intern_all(&mut self, names: &[String]) -> Box<[Arc<str>]> {
+        let mut out: Vec<Arc<str>> = Vec::with_capacity(names.len());
+        for n in names {
+            if !out.iter().any(|o| **o == **n) {
+                out.push(self.intern(n));
+            }
+        }
+        out.into_boxed_slice()
     }
 
     /// The reported location of a region key.
@@ -113,7 +127,7 @@ pub struct ParkInfo {
     pub display_name: String,
     pub parent: String,
     pub location: Option<Region>,
-    pub sectors: Vec<String>,
+    pub sectors: Box<[Arc<str>]>,
 }
 
 impl ParkInfo {
@@ -122,7 +136,7 @@ impl ParkInfo {
             display_name: p.display_name.clone(),
             parent: p.parent_park.clone(),
             location: regions.key(p.location.as_ref()),
-            sectors: dedup(&p.sectors),
+            sectors: regions.intern_all(&p.sectors),
         }
     }
 
@@ -137,9 +151,9 @@ impl ParkInfo {
 /// What the engine keeps of a company.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompanyInfo {
-    pub park: String,
+    pub park: Arc<str>,
     pub location: Option<Region>,
-    pub sectors: Vec<String>,
+    pub sectors: Box<[Arc<str>]>,
     pub parent: String,
     pub founded: Option<Ymd>,
     pub employees: i64,
@@ -156,22 +170,16 @@ fn date(d: Option<&Date>) -> Option<Ymd> {
     Ymd::from_proto(d)
 }
 
-fn dedup(items: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(items.len());
-    for i in items {
-        if !out.contains(i) {
-            out.push(i.clone());
-        }
-    }
-    out
-}
-
-fn push_region_and_sectors(ids: &mut Vec<BucketId>, location: Option<&Region>, sectors: &[String]) {
+fn push_region_and_sectors(
+    ids: &mut Vec<BucketId>,
+    location: Option<&Region>,
+    sectors: &[Arc<str>],
+) {
     if let Some(r) = location {
         ids.push(BucketId::Province(r.province.to_string()));
         ids.push(BucketId::City(r.province.to_string(), r.city.to_string()));
     }
-    ids.extend(sectors.iter().map(|s| BucketId::Sector(s.clone())));
+    ids.extend(sectors.iter().map(|s| BucketId::Sector(s.to_string())));
 }
 
 impl CompanyInfo {
@@ -184,9 +192,9 @@ impl CompanyInfo {
             }
         }
         Self {
-            park: c.park.clone(),
+            park: regions.intern(&c.park),
             location: regions.key(c.location.as_ref()),
-            sectors: dedup(&c.sectors),
+            sectors: regions.intern_all(&c.sectors),
             parent: c.parent_company.clone(),
             founded: date(c.founded.as_ref()),
             employees: i64::from(c.employees),
@@ -212,7 +220,7 @@ impl CompanyInfo {
     pub fn buckets(&self) -> Vec<BucketId> {
         let mut ids = vec![BucketId::All];
         if !self.park.is_empty() {
-            ids.push(BucketId::Park(self.park.clone()));
+            ids.push(BucketId::Park(self.park.to_string()));
         }
         push_region_and_sectors(&mut ids, self.location.as_ref(), &self.sectors);
         ids
