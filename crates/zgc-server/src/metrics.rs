@@ -122,6 +122,12 @@ impl RpcMetrics {
             if let Some(m) = methods.get(path) {
                 return m.clone();
             }
+            // Full: unknown paths share `other` without the write lock.
+            if methods.len() > MAX_METHODS
+                && let Some(m) = methods.get(OTHER)
+            {
+                return m.clone();
+            }
         }
         let mut methods = match self.methods.write() {
             Ok(m) => m,

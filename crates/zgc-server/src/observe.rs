@@ -122,12 +122,22 @@ impl Ending {
         self.method.in_flight.dec();
         self.method.latency.observe(elapsed.as_secs_f64());
         self.method.count(code);
+        let _entered = self.span.enter();
+        // OK calls log at DEBUG, the rest at INFO: with that level off,
+        // nothing below is needed.
+        let logged = if code == 0 {
+            tracing::enabled!(target: "zgc::rpc", tracing::Level::DEBUG)
+        } else {
+            tracing::enabled!(target: "zgc::rpc", tracing::Level::INFO)
+        };
+        if !logged {
+            return;
+        }
         let name = code_name(code);
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         let trace_id = crate::telemetry::trace_id(&self.span)
             .or(self.incoming_trace)
             .unwrap_or_default();
-        let _entered = self.span.enter();
         if code == 0 {
             tracing::debug!(target: "zgc::rpc", code = name, duration_us = micros, trace_id, "call finished");
         } else {

@@ -37,7 +37,7 @@ pub use error::QueryError;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use agg::{Agg, BucketId};
-use model::{CompanyInfo, ParkInfo, Regions};
+use model::{CompanyInfo, Names, ParkInfo};
 use zgc_proto::registry::v1::{ChangeEvent, Entity, entity};
 
 /// Aggregates over every park and company seen, as of a registry revision.
@@ -61,7 +61,8 @@ pub struct Engine {
     trees_stale: bool,
     /// Relocation records by (from, to, year), city level.
     flows: HashMap<(model::Region, model::Region, Option<i32>), i64>,
-    regions: Regions,
+    /// Region spellings, and the names kept per company, shared.
+    names: Names,
 }
 
 impl Engine {
@@ -195,7 +196,7 @@ impl Engine {
             }
         }
         if let Some(p) = after {
-            let info = ParkInfo::from_proto(p, &mut self.regions);
+            let info = ParkInfo::from_proto(p, &mut self.names);
             for id in info.buckets(name) {
                 self.bucket(id).parks += 1;
             }
@@ -231,7 +232,7 @@ impl Engine {
             self.companies.remove(name);
         }
         if let Some(c) = after {
-            let info = CompanyInfo::from_proto(c, &mut self.regions);
+            let info = CompanyInfo::from_proto(c, &mut self.names);
             self.contribute(&info, 1);
             let parent = info.parent.clone();
             if !parent.is_empty() && parent != name {

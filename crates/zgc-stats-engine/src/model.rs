@@ -11,7 +11,7 @@ use crate::Ymd;
 use crate::agg::BucketId;
 
 /// A region key: normalised (trimmed, lower-case) province and city; the
-/// city is empty at province level. The names are shared ([`Regions`]
+/// city is empty at province level. The names are shared ([`Names`]
 /// interns them): a region is kept per company and per branch footprint,
 /// and there are only so many provinces and cities.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -39,13 +39,13 @@ pub fn norm(s: &str) -> String {
 /// copy of every name kept per company (regions, parks, sectors: there
 /// are only so many of them).
 #[derive(Debug, Default, Clone)]
-pub struct Regions {
+pub struct Names {
     provinces: HashMap<String, String>,
     cities: HashMap<(String, String), String>,
-    names: HashSet<Arc<str>>,
+    shared: HashSet<Arc<str>>,
 }
 
-impl Regions {
+impl Names {
     /// Normalises a location, remembering spellings; `None` without a
     /// province.
     pub fn key(&mut self, l: Option<&Location>) -> Option<Region> {
@@ -69,11 +69,11 @@ impl Regions {
 
     /// The shared copy of `name`.
     pub fn intern(&mut self, name: &str) -> Arc<str> {
-        if let Some(shared) = self.names.get(name) {
+        if let Some(shared) = self.shared.get(name) {
             return shared.clone();
         }
         let shared: Arc<str> = Arc::from(name);
-        self.names.insert(shared.clone());
+        self.shared.insert(shared.clone());
         shared
     }
 
@@ -131,12 +131,12 @@ pub struct ParkInfo {
 }
 
 impl ParkInfo {
-    pub fn from_proto(p: &Park, regions: &mut Regions) -> Self {
+    pub fn from_proto(p: &Park, names: &mut Names) -> Self {
         Self {
             display_name: p.display_name.clone(),
             parent: p.parent_park.clone(),
-            location: regions.key(p.location.as_ref()),
-            sectors: regions.intern_all(&p.sectors),
+            location: names.key(p.location.as_ref()),
+            sectors: names.intern_all(&p.sectors),
         }
     }
 
@@ -183,7 +183,7 @@ fn push_region_and_sectors(
 }
 
 impl CompanyInfo {
-    pub fn from_proto(c: &Company, regions: &mut Regions) -> Self {
+    pub fn from_proto(c: &Company, names: &mut Names) -> Self {
         let mut figures: Vec<(i32, i64, i64)> = Vec::with_capacity(c.annual_figures.len());
         for f in &c.annual_figures {
             // Years are unique in the registry; keep the first if not.
@@ -192,9 +192,9 @@ impl CompanyInfo {
             }
         }
         Self {
-            park: regions.intern(&c.park),
-            location: regions.key(c.location.as_ref()),
-            sectors: regions.intern_all(&c.sectors),
+            park: names.intern(&c.park),
+            location: names.key(c.location.as_ref()),
+            sectors: names.intern_all(&c.sectors),
             parent: c.parent_company.clone(),
             founded: date(c.founded.as_ref()),
             employees: i64::from(c.employees),
@@ -206,8 +206,8 @@ impl CompanyInfo {
                 .iter()
                 .filter_map(|r| {
                     Some(RelocationInfo {
-                        from: regions.key(r.from.as_ref())?,
-                        to: regions.key(r.to.as_ref())?,
+                        from: names.key(r.from.as_ref())?,
+                        to: names.key(r.to.as_ref())?,
                         date: date(r.date.as_ref()),
                     })
                 })

@@ -148,7 +148,7 @@ impl Engine {
             .iter()
             .filter(|(_, n)| **n > 0)
             .map(|(k, n)| RelocationOrigin {
-                province: self.regions.province(k),
+                province: self.names.province(k),
                 company_count: *n,
             })
             .collect();
@@ -318,8 +318,8 @@ impl Engine {
         Ok(flows
             .into_iter()
             .map(|((from, to), count)| RelocationFlow {
-                from: Some(self.regions.location(&from)),
-                to: Some(self.regions.location(&to)),
+                from: Some(self.names.location(&from)),
+                to: Some(self.names.location(&to)),
                 count,
             })
             .collect())
@@ -345,7 +345,7 @@ impl Engine {
         Ok(regions
             .into_iter()
             .map(|(r, branch_count)| BranchRegion {
-                location: Some(self.regions.location(&r)),
+                location: Some(self.names.location(&r)),
                 branch_count,
             })
             .collect())
