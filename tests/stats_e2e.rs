@@ -15,7 +15,7 @@ use zgc_proto::registry::v1::*;
 use zgc_proto::stats::v1::*;
 use zgc_proto::types::v1::Date;
 use zgc_tests::proxy::Proxy;
-use zgc_tests::{Registry, Stats, company, date, loc, park};
+use zgc_tests::{Registry, Stats, company, date, loc, park, sample, scrape};
 
 type RegistryClient = registry_service_client::RegistryServiceClient<tonic::transport::Channel>;
 type StatsClient = stats_service_client::StatsServiceClient<tonic::transport::Channel>;
@@ -106,6 +106,50 @@ async fn a_write_is_visible_to_a_read_with_its_revision() {
         assert_eq!(header, got.as_of_revision);
         assert_eq!(got.company_count, i + 1, "read-your-writes");
     }
+}
+
+#[tokio::test]
+async fn a_summary_is_answered_from_the_cache_until_a_change_is_applied() {
+    let reg = Registry::start().await;
+    let mut r = reg.client().await;
+    let first = add_companies(&mut r, "cached", 2).await;
+    let stats = Stats::start(&reg.endpoint()).await;
+    let mut s = stats.client().await;
+    let counts = |body: &str| {
+        (
+            sample(body, "zgc_stats_summary_cache_hits_total"),
+            sample(body, "zgc_stats_summary_cache_misses_total"),
+        )
+    };
+
+    let built = summary(&mut s, all(), first).await;
+    let cached = summary(&mut s, all(), first).await;
+    assert_eq!(built.company_count, 2);
+    assert_eq!(cached, built, "the same figures, revision and scope");
+    let other = summary(&mut s, province("Hebei"), first).await;
+    assert_eq!(other.company_count, 2);
+    assert_eq!(other.scope, province("Hebei"), "each scope its own answer");
+    let body = scrape(stats.metrics_addr).await;
+    assert_eq!(counts(&body), (Some(1.0), Some(2.0)), "{body}");
+
+    // A change makes every kept answer stale: the next one is built anew.
+    let created = r
+        .create_company(CreateCompanyRequest {
+            company: Some(company("Cached 3", "Tianjin", "Tianjin")),
+            company_id: "cached-3".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let after = summary(&mut s, all(), created.revision).await;
+    assert_eq!(after.company_count, 3);
+    assert_eq!(after.as_of_revision, created.revision);
+    let hebei = summary(&mut s, province("Hebei"), created.revision).await;
+    assert_eq!(hebei.company_count, 2);
+    assert_eq!(hebei.as_of_revision, created.revision);
+    let body = scrape(stats.metrics_addr).await;
+    assert_eq!(counts(&body), (Some(1.0), Some(4.0)), "{body}");
 }
 
 #[tokio::test]

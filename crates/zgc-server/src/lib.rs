@@ -7,6 +7,7 @@
 pub mod args;
 pub mod b3;
 pub mod deadline;
+pub mod encoded;
 pub mod gate;
 pub mod health;
 pub mod incoming;

@@ -74,6 +74,12 @@ impl Store {
             .transpose()
     }
 
+    /// The company with this ID as it is stored: its protobuf encoding,
+    /// for answers that pass it on without decoding it.
+    pub fn get_company_encoded(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.shared()?.trees.companies.get(id)?.map(|v| v.to_vec()))
+    }
+
     /// Parks in ID order, starting after `after_id`.
     pub fn parks_after(&self, after_id: Option<&str>) -> EntityIter<Park> {
         EntityIter {

@@ -27,6 +27,7 @@ pub use config::Config;
 use tokio::net::TcpListener;
 use zgc_proto::registry::v1::registry_service_server::{RegistryServiceServer, SERVICE_NAME};
 use zgc_server::RevisionLayer;
+use zgc_server::encoded::EncodedMethod;
 use zgc_server::health::Health;
 use zgc_server::shutdown::Lifecycle;
 
@@ -113,9 +114,14 @@ pub async fn serve_with(
     metrics::register_gauges(&metrics, store.clone(), registry.watchers(), max_watchers);
     let metrics_server =
         zgc_server::metrics::spawn(metrics_listener, metrics.clone(), stop.clone());
-    let registry = RegistryServiceServer::new(registry)
-        .max_decoding_message_size(config.max_message_bytes)
-        .max_encoding_message_size(usize::MAX);
+    let registry = EncodedMethod::new(
+        RegistryServiceServer::new(registry.clone())
+            .max_decoding_message_size(config.max_message_bytes)
+            .max_encoding_message_size(usize::MAX),
+        service::GetCompany::PATH,
+        service::GetCompany(registry),
+        config.max_message_bytes,
+    );
 
     let revision_store = store.clone();
     let layer = RevisionLayer::new(Arc::new(move || revision_store.revision()));

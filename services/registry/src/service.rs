@@ -1,12 +1,18 @@
 //! The `zgc.registry.v1.RegistryService` handlers: thin glue between the
 //! wire (validation, masks, errors) and the store.
+//!
+//! GetCompany is served by [`GetCompany`], which passes the stored bytes
+//! on without decoding them; the trait's `get_company` decodes the same
+//! answer, for callers of the service as a Rust value.
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tonic::server::UnaryService;
 use tonic::{Request, Response, Status};
 use zgc_proto::registry::v1::registry_service_server::RegistryService;
 use zgc_proto::registry::v1::{
@@ -18,6 +24,7 @@ use zgc_proto::registry::v1::{
 };
 use zgc_query::PageTokenKey;
 use zgc_server::REVISION_HEADER;
+use zgc_server::encoded::Encoded;
 use zgc_store::{RequestKey, Store, StoreError, Write, WriteOutcome};
 
 use crate::error::ApiError;
@@ -41,6 +48,26 @@ pub const MAX_BATCH_CREATE: usize = 1000;
 /// the client sent no etag.
 const UPDATE_ATTEMPTS: usize = 8;
 
+/// GetCompany as the server runs it: the stored bytes go on the wire as
+/// they are (`zgc_server::encoded::EncodedMethod`).
+#[derive(Clone)]
+pub struct GetCompany(pub Registry);
+
+impl GetCompany {
+    /// The method's path, which this handler takes over.
+    pub const PATH: &'static str = "/zgc.registry.v1.RegistryService/GetCompany";
+}
+
+impl UnaryService<GetCompanyRequest> for GetCompany {
+    type Response = Encoded<Company>;
+    type Future = BoxFuture<'static, Result<Encoded<Company>>>;
+
+    fn call(&mut self, request: Request<GetCompanyRequest>) -> Self::Future {
+        let registry = self.0.clone();
+        Box::pin(async move { registry.company(request).await })
+    }
+}
+
 /// The registry service.
 #[derive(Clone)]
 pub struct Registry {
@@ -53,6 +80,18 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// GetCompany's answer: the company as it is stored, not decoded.
+    pub async fn company(&self, request: Request<GetCompanyRequest>) -> Result<Encoded<Company>> {
+        let name = request.into_inner().name;
+        let Some(id) = validate::parse_name(&name, "companies") else {
+            return Err(ApiError::invalid("name", "must be `companies/{id}`").into());
+        };
+        match self.store.get_company_encoded(id).map_err(ApiError::from)? {
+            Some(stored) => Ok(Response::new(Encoded::trusted(stored.into()))),
+            None => Err(ApiError::NotFound(name).into()),
+        }
+    }
+
     /// A service over `store`; watch streams end when `shutdown` fires.
     pub fn new(store: Store, watch: watch::WatchConfig, shutdown: CancellationToken) -> Self {
         let token_key = PageTokenKey::new(store.page_token_secret());
@@ -492,14 +531,12 @@ impl RegistryService for Registry {
     }
 
     async fn get_company(&self, request: Request<GetCompanyRequest>) -> Result<Company> {
-        let name = request.into_inner().name;
-        let Some(id) = validate::parse_name(&name, "companies") else {
-            return Err(ApiError::invalid("name", "must be `companies/{id}`").into());
-        };
-        match self.store.get_company(id).map_err(ApiError::from)? {
-            Some(c) => Ok(Response::new(c)),
-            None => Err(ApiError::NotFound(name).into()),
-        }
+        let (metadata, encoded, extensions) = self.company(request).await?.into_parts();
+        Ok(Response::from_parts(
+            metadata,
+            encoded.decode()?,
+            extensions,
+        ))
     }
 
     async fn batch_get_companies(

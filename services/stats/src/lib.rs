@@ -13,6 +13,7 @@ pub mod follower;
 pub mod metrics;
 pub mod service;
 pub mod state;
+pub mod summaries;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub use config::Config;
 use tokio::net::TcpListener;
 use zgc_proto::stats::v1::stats_service_server::{SERVICE_NAME, StatsServiceServer};
 use zgc_server::RevisionLayer;
+use zgc_server::encoded::EncodedMethod;
 use zgc_server::health::Health;
 use zgc_server::shutdown::Lifecycle;
 
@@ -64,7 +66,7 @@ pub async fn serve_with(
 ) -> Result<(), ServeError> {
     let state = Arc::new(state::State::new());
     let metrics = zgc_server::metrics::Metrics::new();
-    let follower_metrics = metrics::register(&metrics, state.clone());
+    let stats_metrics = metrics::register(&metrics, state.clone());
     let (health, health_service) = Health::new(&[SERVICE_NAME]).await;
     let (reflection_v1, reflection_v1alpha) = zgc_server::reflection::services(&[SERVICE_NAME])?;
     let lifecycle = Lifecycle::new();
@@ -80,12 +82,23 @@ pub async fn serve_with(
         state.clone(),
         follower_config,
         health.clone(),
-        follower_metrics,
+        stats_metrics.follower,
         stop.clone(),
     ));
 
-    let stats = StatsServiceServer::new(service::Stats::new(state.clone(), stop.clone()))
-        .max_decoding_message_size(config.max_message_bytes);
+    let summaries = Arc::new(summaries::Summaries::new(
+        summaries::BUDGET_BYTES,
+        stats_metrics.summaries.hits,
+        stats_metrics.summaries.misses,
+    ));
+    let handlers = service::Stats::new(state.clone(), summaries, stop.clone());
+    let stats = EncodedMethod::new(
+        StatsServiceServer::new(handlers.clone())
+            .max_decoding_message_size(config.max_message_bytes),
+        service::GetSummary::PATH,
+        service::GetSummary(handlers),
+        config.max_message_bytes,
+    );
     let revision_state = state.clone();
     let layer = RevisionLayer::new(Arc::new(move || revision_state.applied()));
 

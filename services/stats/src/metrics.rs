@@ -20,9 +20,37 @@ pub struct FollowerMetrics {
     pub registry_revision: Gauge,
 }
 
-/// Registers the stats metrics into `metrics`; returns the follower's.
-pub fn register(metrics: &Metrics, state: Arc<State>) -> FollowerMetrics {
+/// What the summary cache records.
+#[derive(Clone, Default)]
+pub struct CacheMetrics {
+    /// GetSummary calls answered from the cache.
+    pub hits: Counter,
+    /// GetSummary calls that built their summary.
+    pub misses: Counter,
+}
+
+/// The stats service's metrics, by who records them.
+pub struct StatsMetrics {
+    /// The follower's.
+    pub follower: FollowerMetrics,
+    /// The summary cache's.
+    pub summaries: CacheMetrics,
+}
+
+/// Registers the stats metrics into `metrics`.
+pub fn register(metrics: &Metrics, state: Arc<State>) -> StatsMetrics {
     let follower = FollowerMetrics::default();
+    let summaries = CacheMetrics::default();
+    metrics.register(
+        "zgc_stats_summary_cache_hits",
+        "GetSummary calls answered from the cache of encoded summaries",
+        summaries.hits.clone(),
+    );
+    metrics.register(
+        "zgc_stats_summary_cache_misses",
+        "GetSummary calls that built their summary (first call for the scope, or changes applied since)",
+        summaries.misses.clone(),
+    );
     let applied: Gauge = Gauge::default();
     let lag: Gauge = Gauge::default();
     metrics.register(
@@ -56,5 +84,8 @@ pub fn register(metrics: &Metrics, state: Arc<State>) -> FollowerMetrics {
         applied.set(now);
         lag.set(heard.get().saturating_sub(now).max(0));
     });
-    follower
+    StatsMetrics {
+        follower,
+        summaries,
+    }
 }

@@ -1,15 +1,22 @@
 //! The `zgc.stats.v1.StatsService` handlers: wait for `min_revision`, read
 //! the engine under its read lock, answer with `as_of_revision`.
+//!
+//! GetSummary is served by [`GetSummary`] with answers kept encoded
+//! ([`crate::summaries`]); the trait's `get_summary` decodes the same
+//! answer, for callers of the service as a Rust value.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
+use futures::future::BoxFuture;
+use prost::Message;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataMap;
+use tonic::server::UnaryService;
 use tonic::{Request, Response, Status};
 use zgc_proto::stats::v1::stats_service_server::StatsService;
 use zgc_proto::stats::v1::{
@@ -18,11 +25,13 @@ use zgc_proto::stats::v1::{
     RankParksRequest, RankParksResponse, Summary, WatchSummaryRequest,
 };
 use zgc_server::REVISION_HEADER;
+use zgc_server::encoded::Encoded;
 use zgc_stats_engine::{Engine, QueryError};
 
 use crate::deadline::wait_budget;
 use crate::error::StatsError;
 use crate::state::State;
+use crate::summaries::Summaries;
 
 /// The shortest `min_interval` of WatchSummary.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -33,13 +42,51 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct Stats {
     state: Arc<State>,
+    summaries: Arc<Summaries>,
     shutdown: CancellationToken,
 }
 
 impl Stats {
-    /// A service reading `state`; summary streams end when `shutdown` fires.
-    pub fn new(state: Arc<State>, shutdown: CancellationToken) -> Self {
-        Self { state, shutdown }
+    /// A service reading `state` and keeping its summaries in `summaries`;
+    /// summary streams end when `shutdown` fires.
+    pub fn new(state: Arc<State>, summaries: Arc<Summaries>, shutdown: CancellationToken) -> Self {
+        Self {
+            state,
+            summaries,
+            shutdown,
+        }
+    }
+
+    /// GetSummary's answer, encoded: from the cache while the engine has
+    /// not changed since it was made, built and kept otherwise.
+    pub async fn summary(
+        &self,
+        request: Request<GetSummaryRequest>,
+    ) -> Result<Response<Encoded<Summary>>, Status> {
+        let (metadata, _, req) = request.into_parts();
+        self.state
+            .wait_for(req.min_revision, wait_budget(&metadata))
+            .await
+            .map_err(StatsError::NotYet)?;
+        let key = req
+            .scope
+            .as_ref()
+            .map(Message::encode_to_vec)
+            .unwrap_or_default();
+        let (built, generation, revision) = {
+            let engine = self.state.read();
+            let revision = engine.revision();
+            if let Some(cached) = self.summaries.get(&key, engine.generation()) {
+                return Ok(respond(cached, revision));
+            }
+            let built = engine
+                .summary(req.scope.as_ref())
+                .map_err(StatsError::from)?;
+            (built, engine.generation(), revision)
+        };
+        let encoded = Encoded::new(&built);
+        self.summaries.put(key.into(), generation, encoded.clone());
+        Ok(respond(encoded, revision))
     }
 
     async fn read<T>(
@@ -95,6 +142,26 @@ fn without_revision(s: &Summary) -> Summary {
     }
 }
 
+/// GetSummary as the server runs it: its answer goes on the wire as the
+/// cache holds it (`zgc_server::encoded::EncodedMethod`).
+#[derive(Clone)]
+pub struct GetSummary(pub Stats);
+
+impl GetSummary {
+    /// The method's path, which this handler takes over.
+    pub const PATH: &'static str = "/zgc.stats.v1.StatsService/GetSummary";
+}
+
+impl UnaryService<GetSummaryRequest> for GetSummary {
+    type Response = Encoded<Summary>;
+    type Future = BoxFuture<'static, Result<Response<Encoded<Summary>>, Status>>;
+
+    fn call(&mut self, request: Request<GetSummaryRequest>) -> Self::Future {
+        let stats = self.0.clone();
+        Box::pin(async move { stats.summary(request).await })
+    }
+}
+
 type SummaryStream = Pin<Box<dyn Stream<Item = Result<Summary, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -103,13 +170,12 @@ impl StatsService for Stats {
         &self,
         request: Request<GetSummaryRequest>,
     ) -> Result<Response<Summary>, Status> {
-        let (metadata, _, req) = request.into_parts();
-        let (summary, revision) = self
-            .read(&metadata, req.min_revision, |e| {
-                e.summary(req.scope.as_ref())
-            })
-            .await?;
-        Ok(respond(summary, revision))
+        let (metadata, encoded, extensions) = self.summary(request).await?.into_parts();
+        Ok(Response::from_parts(
+            metadata,
+            encoded.decode()?,
+            extensions,
+        ))
     }
 
     async fn rank_parks(

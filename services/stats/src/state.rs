@@ -9,7 +9,8 @@
 //! `watch` channel that `min_revision` waits and `WatchSummary` streams
 //! follow.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -19,8 +20,33 @@ use zgc_stats_engine::Engine;
 /// The service's state.
 pub struct State {
     engine: RwLock<Engine>,
+    /// Bumped under the write lock every time the engine may change.
+    generation: AtomicU64,
     applied: watch::Sender<u64>,
     ready: AtomicBool,
+}
+
+/// The engine, read-locked.
+pub struct Reading<'a> {
+    engine: RwLockReadGuard<'a, Engine>,
+    generation: u64,
+}
+
+impl Reading<'_> {
+    /// Which state of the engine this is: the same number means the same
+    /// aggregates, whatever the revision says (a rebuild from a snapshot
+    /// may land on the revision it replaces).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+impl Deref for Reading<'_> {
+    type Target = Engine;
+
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
 }
 
 /// Why a read could not be served in time.
@@ -39,6 +65,7 @@ impl State {
     pub fn new() -> Self {
         Self {
             engine: RwLock::new(Engine::new()),
+            generation: AtomicU64::new(0),
             applied: watch::channel(0).0,
             ready: AtomicBool::new(false),
         }
@@ -46,12 +73,17 @@ impl State {
 
     /// Reads the engine. A poisoned lock (a panic while applying) is still
     /// readable: the engine is only ever changed by whole events.
-    pub fn read(&self) -> RwLockReadGuard<'_, Engine> {
-        self.engine.read().unwrap_or_else(|e| e.into_inner())
+    pub fn read(&self) -> Reading<'_> {
+        let engine = self.engine.read().unwrap_or_else(|e| e.into_inner());
+        // Only changed under the write lock, so stable while we hold this.
+        let generation = self.generation.load(Ordering::Acquire);
+        Reading { engine, generation }
     }
 
     pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Engine> {
-        self.engine.write().unwrap_or_else(|e| e.into_inner())
+        let engine = self.engine.write().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        engine
     }
 
     /// Replaces the engine with a rebuilt one and returns the old one, to
