@@ -196,6 +196,11 @@ where
                 }
             };
             let (mut parts, body) = response.into_parts();
+            // Each call's ID is new: left indexable, HPACK would add every
+            // one to the connection's header table, evicting the headers
+            // all responses share, at both ends (and in any proxy).
+            let mut id = id;
+            id.set_sensitive(true);
             parts.headers.insert(REQUEST_ID, id);
             if let Some(code) = grpc_status(&parts.headers) {
                 // Trailers-only: the call ends with these headers.
