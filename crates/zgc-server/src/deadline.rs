@@ -66,12 +66,11 @@ pub struct Deadline<S> {
 impl<S, B, R> Service<Request<B>> for Deadline<S>
 where
     S: Service<Request<B>, Response = Response<R>>,
-    S::Future: Send + 'static,
     R: Default,
 {
     type Response = Response<R>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<R>, S::Error>> + Send>>;
+    type Future = DeadlineFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -80,21 +79,53 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         // Started before tonic's own timer (which wraps this layer and
         // starts its clock after this returns), so it expires first.
-        let timeout = timeout_of(request.headers());
-        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-        let future = self.inner.call(request);
-        match (timeout, deadline) {
-            (Some(timeout), Some(deadline)) => Box::pin(async move {
-                match tokio::time::timeout_at(deadline, future).await {
+        match timeout_of(request.headers()) {
+            Some(timeout) => {
+                let deadline = tokio::time::Instant::now() + timeout;
+                DeadlineFuture::Timed {
+                    future: tokio::time::timeout_at(deadline, self.inner.call(request)),
+                    timeout,
+                }
+            }
+            None => DeadlineFuture::Open {
+                future: self.inner.call(request),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`Deadline`]'s future: the call, raced against its deadline if it
+    /// has one.
+    #[project = DeadlineProjection]
+    pub enum DeadlineFuture<F> {
+        /// A call with a deadline.
+        Timed { #[pin] future: tokio::time::Timeout<F>, timeout: Duration },
+        /// A call without one.
+        Open { #[pin] future: F },
+    }
+}
+
+impl<F, R, E> Future for DeadlineFuture<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+    R: Default,
+{
+    type Output = Result<Response<R>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            DeadlineProjection::Timed { future, timeout } => {
+                Poll::Ready(match std::task::ready!(future.poll(cx)) {
                     Ok(response) => response,
                     Err(_) => Ok(Status::deadline_exceeded(format!(
                         "the call's deadline ({} ms) passed before it finished",
                         timeout.as_millis()
                     ))
                     .into_http()),
-                }
-            }),
-            _ => Box::pin(future),
+                })
+            }
+            DeadlineProjection::Open { future } => future.poll(cx),
         }
     }
 }

@@ -45,13 +45,12 @@ pub struct GateService<S, G> {
 impl<S, G, B, R> Service<Request<B>> for GateService<S, G>
 where
     S: Service<Request<B>, Response = Response<R>>,
-    S::Future: Send + 'static,
     G: Gate,
-    R: Default + Send + 'static,
+    R: Default,
 {
     type Response = Response<R>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<R>, S::Error>> + Send>>;
+    type Future = GateFuture<S::Future, G::Pass, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -59,15 +58,46 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         match self.gate.admit(request.uri().path(), request.headers()) {
-            Ok(pass) => {
-                let future = self.inner.call(request);
-                Box::pin(async move {
-                    let response = future.await;
-                    drop(pass);
-                    response
-                })
+            Ok(pass) => GateFuture::Admitted {
+                future: self.inner.call(request),
+                pass: Some(pass),
+            },
+            Err(status) => GateFuture::Refused {
+                response: Some(status.into_http()),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`GateService`]'s future: the admitted call, holding its pass until
+    /// it answers, or the refusal.
+    #[project = GateProjection]
+    pub enum GateFuture<F, P, R> {
+        /// Admitted: the inner call.
+        Admitted { #[pin] future: F, pass: Option<P> },
+        /// Refused: the error response.
+        Refused { response: Option<Response<R>> },
+    }
+}
+
+impl<F, P, R, E> Future for GateFuture<F, P, R>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+    R: Default,
+{
+    type Output = Result<Response<R>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            GateProjection::Admitted { future, pass } => {
+                let response = std::task::ready!(future.poll(cx));
+                drop(pass.take());
+                Poll::Ready(response)
             }
-            Err(status) => Box::pin(async move { Ok(status.into_http()) }),
+            GateProjection::Refused { response } => {
+                Poll::Ready(Ok(response.take().unwrap_or_default()))
+            }
         }
     }
 }

@@ -55,27 +55,46 @@ pub struct RevisionService<S> {
 impl<S, B, R> Service<Request<B>> for RevisionService<S>
 where
     S: Service<Request<B>, Response = Response<R>>,
-    S::Future: Send + 'static,
 {
     type Response = Response<R>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<R>, S::Error>> + Send>>;
+    type Future = RevisionFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let revision = (self.source)();
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = future.await?;
-            if !response.headers().contains_key(REVISION_HEADER) {
-                response
-                    .headers_mut()
-                    .insert(REVISION_HEADER, HeaderValue::from(revision));
-            }
-            Ok(response)
-        })
+        RevisionFuture {
+            revision: (self.source)(),
+            future: self.inner.call(request),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`RevisionService`]'s future: the call, then the header.
+    pub struct RevisionFuture<F> {
+        #[pin]
+        future: F,
+        revision: u64,
+    }
+}
+
+impl<F, R, E> Future for RevisionFuture<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+{
+    type Output = Result<Response<R>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.future.poll(cx))?;
+        if !response.headers().contains_key(REVISION_HEADER) {
+            response
+                .headers_mut()
+                .insert(REVISION_HEADER, HeaderValue::from(*this.revision));
+        }
+        Poll::Ready(Ok(response))
     }
 }
