@@ -35,7 +35,8 @@ fn engine() -> Engine {
             r#type: ChangeType::Created as i32,
             before: None,
             after: Some(entity),
-        });
+        })
+        .expect("the scenario applies");
     }
     e
 }

@@ -62,7 +62,7 @@ fn bench(c: &mut Criterion) {
             Engine::new,
             |mut engine| {
                 for e in &creates {
-                    engine.apply(e);
+                    engine.apply(e).expect("applies");
                 }
                 engine
             },
@@ -76,13 +76,13 @@ fn bench(c: &mut Criterion) {
             || {
                 let mut engine = Engine::new();
                 for e in &creates {
-                    engine.apply(e);
+                    engine.apply(e).expect("applies");
                 }
                 engine
             },
             |mut engine| {
                 for e in &updates {
-                    engine.apply(e);
+                    engine.apply(e).expect("applies");
                 }
                 engine
             },

@@ -88,9 +88,9 @@ impl Agg {
         self.companies += sign;
         self.employees += wide * i128::from(c.employees);
         self.investment += wide * i128::from(c.investment);
-        if !c.parent.is_empty() {
+        if !c.place.parent.is_empty() {
             self.branches += sign;
-            if let Some(d) = c.founded {
+            if let Some(d) = c.place.founded {
                 bump(&mut self.branches_founded, d, sign);
             }
         }
@@ -104,10 +104,10 @@ impl Agg {
             self.relocated_in += sign;
             bump_hash(&mut self.origins, &last.from.province, sign);
         }
-        for s in &c.sectors {
+        for s in &c.place.sectors {
             bump_hash(&mut self.sectors, s, sign);
         }
-        if let Some(d) = c.founded {
+        if let Some(d) = c.place.founded {
             bump(&mut self.founded, d, sign);
             bump(&mut self.founded_years, d.year, sign);
         }

@@ -1,4 +1,4 @@
-//! Why a query could not be answered.
+//! Why a query could not be answered, or an event not applied.
 
 /// A rejected query.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,4 +23,19 @@ impl QueryError {
             description: description.into(),
         }
     }
+}
+
+/// A change event the engine cannot apply without drifting from the
+/// registry: the aggregates no longer match it, and only a rebuild from a
+/// snapshot can tell what they should be. A refused event changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// An update or delete of a company the engine holds came without the
+    /// company as it was, so its old contribution cannot be taken out.
+    #[error("{0} changed without its `before` image")]
+    MissingBefore(String),
+    /// The `before` image does not place the company where the engine
+    /// counted it: an event was missed or applied twice.
+    #[error("{0}: the change's `before` image is not the company as counted")]
+    Diverged(String),
 }

@@ -32,23 +32,25 @@ mod model;
 mod query;
 
 pub use dates::Ymd;
-pub use error::QueryError;
+pub use error::{ApplyError, QueryError};
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use agg::{Agg, BucketId};
-use model::{CompanyInfo, Names, ParkInfo};
-use zgc_proto::registry::v1::{ChangeEvent, Entity, entity};
+use model::{CompanyInfo, Names, ParkInfo, Placement};
+use zgc_proto::registry::v1::{ChangeEvent, Company, Entity, entity};
 
 /// Aggregates over every park and company seen, as of a registry revision.
 #[derive(Debug, Default, Clone)]
 pub struct Engine {
     revision: u64,
     parks: HashMap<String, ParkInfo>,
-    /// Boxed: a hash table has up to twice as many slots as entries, and
-    /// grows by doubling (both tables live while it moves), so slots hold
-    /// a pointer, not the record.
-    companies: HashMap<Box<str>, Box<CompanyInfo>>,
+    /// Where each company counts, not what it counts for: an update or
+    /// delete carries the company as it was (`before`), and that is what
+    /// is subtracted. Boxed: a hash table has up to twice as many slots as
+    /// entries, and grows by doubling (both tables live while it moves),
+    /// so slots hold a pointer, not the record.
+    companies: HashMap<Box<str>, Box<Placement>>,
     /// Child parks by parent park name (whether or not the parent exists).
     park_children: HashMap<String, BTreeSet<String>>,
     /// Branch companies by parent company name.
@@ -155,22 +157,28 @@ impl Engine {
         self.parks.len() + self.companies.len()
     }
 
-    /// Applies one change event: the entity's old contribution (as the
-    /// engine holds it) is subtracted and the new one (`after`) added.
-    pub fn apply(&mut self, event: &ChangeEvent) {
+    /// Applies one change event: the entity's old contribution is
+    /// subtracted and the new one (`after`) added. A park's old
+    /// contribution is the one the engine holds; a company's is read from
+    /// the event's `before`, which must place it where the engine counted
+    /// it. An event that cannot be applied exactly is refused, and changes
+    /// nothing.
+    pub fn apply(&mut self, event: &ChangeEvent) -> Result<(), ApplyError> {
         let subject = event.after.as_ref().or(event.before.as_ref());
         match subject.and_then(|e| e.kind.as_ref()) {
             Some(entity::Kind::Park(p)) => {
                 let name = p.name.clone();
                 let after = event.after.as_ref().and_then(park_of);
                 self.set_park(&name, after);
+                Ok(())
             }
             Some(entity::Kind::Company(c)) => {
                 let name = c.name.clone();
+                let before = event.before.as_ref().and_then(company_of);
                 let after = event.after.as_ref().and_then(company_of);
-                self.set_company(&name, after);
+                self.set_company(&name, before, after)
             }
-            None => {}
+            None => Ok(()),
         }
     }
 
@@ -210,23 +218,40 @@ impl Engine {
         }
     }
 
-    fn set_company(&mut self, name: &str, after: Option<&zgc_proto::registry::v1::Company>) {
+    fn set_company(
+        &mut self,
+        name: &str,
+        before: Option<&Company>,
+        after: Option<&Company>,
+    ) -> Result<(), ApplyError> {
+        // Checked before anything changes.
+        let old = match self.companies.get(name) {
+            None => None,
+            Some(held) => {
+                let before = before.ok_or_else(|| ApplyError::MissingBefore(name.into()))?;
+                let old = CompanyInfo::from_proto(before, &mut self.names);
+                if old.place != **held {
+                    return Err(ApplyError::Diverged(name.into()));
+                }
+                Some(old)
+            }
+        };
         let branches: Vec<String> = self
             .branches_of
             .get(name)
             .map(|b| b.iter().cloned().collect())
             .unwrap_or_default();
-        if let Some(old) = self.companies.get(name).cloned() {
+        if let Some(old) = old {
             // As a parent: its branches leave its old buckets' footprints.
             for b in &branches {
                 self.footprint(b, name, -1);
             }
-            self.footprint(name, &old.parent, -1);
+            self.footprint(name, &old.place.parent, -1);
             self.contribute(&old, -1);
-            if let Some(set) = self.branches_of.get_mut(&old.parent) {
+            if let Some(set) = self.branches_of.get_mut(&*old.place.parent) {
                 set.remove(name);
                 if set.is_empty() {
-                    self.branches_of.remove(&old.parent);
+                    self.branches_of.remove(&*old.place.parent);
                 }
             }
             self.companies.remove(name);
@@ -234,25 +259,26 @@ impl Engine {
         if let Some(c) = after {
             let info = CompanyInfo::from_proto(c, &mut self.names);
             self.contribute(&info, 1);
-            let parent = info.parent.clone();
-            if !parent.is_empty() && parent != name {
+            let parent = info.place.parent.clone();
+            if !parent.is_empty() && *parent != *name {
                 self.branches_of
-                    .entry(parent.clone())
+                    .entry(parent.to_string())
                     .or_default()
                     .insert(name.to_string());
             }
-            self.companies.insert(name.into(), Box::new(info));
+            self.companies.insert(name.into(), Box::new(info.place));
             self.footprint(name, &parent, 1);
             for b in &branches {
                 self.footprint(b, name, 1);
             }
         }
+        Ok(())
     }
 
     /// Adds (`sign` 1) or removes (-1) a company's own contribution.
     fn contribute(&mut self, c: &CompanyInfo, sign: i64) {
-        let mut ids = c.buckets();
-        ids.extend(self.tree_ids(&c.park));
+        let mut ids = c.place.buckets();
+        ids.extend(self.tree_ids(&c.place.park));
         for id in ids {
             self.bucket(id).add_company(c, sign);
         }
@@ -289,7 +315,7 @@ impl Engine {
         let (Some(p), Some(c)) = (self.companies.get(parent), self.companies.get(child)) else {
             return;
         };
-        if c.parent != parent {
+        if *c.parent != *parent {
             return;
         }
         let Some(location) = c.location.clone() else {
@@ -316,7 +342,7 @@ fn park_of(e: &Entity) -> Option<&zgc_proto::registry::v1::Park> {
     }
 }
 
-fn company_of(e: &Entity) -> Option<&zgc_proto::registry::v1::Company> {
+fn company_of(e: &Entity) -> Option<&Company> {
     match e.kind.as_ref()? {
         entity::Kind::Company(c) => Some(c),
         entity::Kind::Park(_) => None,

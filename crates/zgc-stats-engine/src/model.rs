@@ -148,14 +148,24 @@ impl ParkInfo {
     }
 }
 
-/// What the engine keeps of a company.
+/// What the engine keeps of a company between its events: the buckets its
+/// contribution went to, and what a branch's footprint in its parent's
+/// buckets needs. The rest of its contribution (head counts, figures,
+/// relocations) comes back with its next event, in `before`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CompanyInfo {
+pub struct Placement {
     pub park: Arc<str>,
     pub location: Option<Region>,
     pub sectors: Box<[Arc<str>]>,
-    pub parent: String,
+    /// The parent company's name; empty for none.
+    pub parent: Box<str>,
     pub founded: Option<Ymd>,
+}
+
+/// A company's whole contribution, read from one of its images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompanyInfo {
+    pub place: Placement,
     pub employees: i64,
     pub investment: i64,
     pub high_tech: bool,
@@ -192,11 +202,13 @@ impl CompanyInfo {
             }
         }
         Self {
-            park: names.intern(&c.park),
-            location: names.key(c.location.as_ref()),
-            sectors: names.intern_all(&c.sectors),
-            parent: c.parent_company.clone(),
-            founded: date(c.founded.as_ref()),
+            place: Placement {
+                park: names.intern(&c.park),
+                location: names.key(c.location.as_ref()),
+                sectors: names.intern_all(&c.sectors),
+                parent: c.parent_company.as_str().into(),
+                founded: date(c.founded.as_ref()),
+            },
             employees: i64::from(c.employees),
             investment: c.investment_cny,
             high_tech: c.high_tech,
@@ -215,7 +227,9 @@ impl CompanyInfo {
             figures,
         }
     }
+}
 
+impl Placement {
     /// The buckets the company counts in.
     pub fn buckets(&self) -> Vec<BucketId> {
         let mut ids = vec![BucketId::All];

@@ -13,7 +13,7 @@ use zgc_proto::registry::v1::{
 };
 use zgc_proto::stats::v1::*;
 use zgc_proto::types::v1::{Date, Location};
-use zgc_stats_engine::{Engine, QueryError};
+use zgc_stats_engine::{ApplyError, Engine, QueryError};
 
 // ------------------------------------------------------------------ world
 
@@ -955,7 +955,7 @@ proptest! {
         let mut engine = Engine::new();
         for (op, seed) in ops {
             let Some(event) = world.step(op, seed) else { continue };
-            engine.apply(&event);
+            prop_assert_eq!(engine.apply(&event), Ok(()));
             engine.set_revision(event.revision);
             check(&engine, &world)?;
         }
@@ -1010,4 +1010,77 @@ fn unknown_parks_and_bad_requests_are_rejected() {
         engine.time_series(&req),
         Err(QueryError::Invalid { .. })
     ));
+}
+
+fn company_event(
+    revision: u64,
+    r#type: ChangeType,
+    before: Option<&Company>,
+    after: Option<&Company>,
+) -> ChangeEvent {
+    let wrap = |c: &Company| Entity {
+        kind: Some(entity::Kind::Company(c.clone())),
+    };
+    ChangeEvent {
+        revision,
+        r#type: r#type as i32,
+        before: before.map(wrap),
+        after: after.map(wrap),
+    }
+}
+
+#[test]
+fn a_change_that_cannot_be_subtracted_exactly_is_refused_and_changes_nothing() {
+    let all = Some(Scope {
+        selector: Some(scope::Selector::All(true)),
+        include_affiliates: false,
+    });
+    let held = Company {
+        name: "companies/held".into(),
+        park: "parks/a".into(),
+        employees: 10,
+        sectors: vec!["software".into()],
+        ..Default::default()
+    };
+    let mut engine = Engine::new();
+    let created = company_event(1, ChangeType::Created, None, Some(&held));
+    assert_eq!(engine.apply(&created), Ok(()));
+    let counted = engine.summary(all.as_ref()).unwrap();
+    assert_eq!((counted.company_count, counted.employees), (1, 10));
+
+    let grown = Company {
+        employees: 99,
+        ..held.clone()
+    };
+    // Without the company as it was, its old head count cannot be taken out.
+    let blind = company_event(2, ChangeType::Updated, None, Some(&grown));
+    assert_eq!(
+        engine.apply(&blind),
+        Err(ApplyError::MissingBefore("companies/held".into()))
+    );
+    let empty = company_event(2, ChangeType::Deleted, None, None);
+    assert_eq!(engine.apply(&empty), Ok(()), "no subject: nothing to do");
+
+    // A `before` that places it elsewhere means an event was lost.
+    let elsewhere = Company {
+        park: "parks/b".into(),
+        ..held.clone()
+    };
+    let stale = company_event(2, ChangeType::Updated, Some(&elsewhere), Some(&grown));
+    assert_eq!(
+        engine.apply(&stale),
+        Err(ApplyError::Diverged("companies/held".into()))
+    );
+    let gone = company_event(2, ChangeType::Deleted, Some(&elsewhere), None);
+    assert_eq!(
+        engine.apply(&gone),
+        Err(ApplyError::Diverged("companies/held".into()))
+    );
+    assert_eq!(engine.summary(all.as_ref()).unwrap(), counted);
+
+    // The same change with its true `before` goes through.
+    let update = company_event(2, ChangeType::Updated, Some(&held), Some(&grown));
+    assert_eq!(engine.apply(&update), Ok(()));
+    let now = engine.summary(all.as_ref()).unwrap();
+    assert_eq!((now.company_count, now.employees), (1, 99));
 }

@@ -93,6 +93,8 @@ enum FollowError {
     Ended,
     #[error("{0}")]
     Setup(String),
+    #[error("the figures no longer match the registry: {0}")]
+    Diverged(#[from] zgc_stats_engine::ApplyError),
 }
 
 impl From<Status> for FollowError {
@@ -152,6 +154,13 @@ pub async fn run(
                 metrics.rebuilds.inc();
                 position = None;
                 continue;
+            }
+            Err(e @ FollowError::Diverged(_)) => {
+                // A registry that keeps sending such events would otherwise
+                // have us reload snapshots back to back: this one waits.
+                tracing::error!(error = %e, retry_in = ?delay, "rebuilding from a snapshot");
+                metrics.rebuilds.inc();
+                position = None;
             }
             Err(e @ FollowError::StoreChanged { .. }) => {
                 tracing::warn!(error = %e, "rebuilding from a snapshot");
@@ -235,7 +244,7 @@ async fn follow(
                 break msg.revision;
             }
             for event in &msg.events {
-                fresh.apply(event);
+                fresh.apply(event)?;
             }
         };
         fresh.set_revision(revision);
@@ -267,7 +276,9 @@ async fn follow(
         {
             let mut engine = state.write();
             for event in pending.drain(..split) {
-                engine.apply(&event);
+                // Refused only if an event was lost or doubled: the run
+                // loop then rebuilds from a snapshot.
+                engine.apply(&event)?;
             }
             engine.set_revision(msg.revision);
         }
