@@ -84,7 +84,7 @@ impl StoreConfig {
             path: path.into(),
             durability: Durability::Fsync,
             retention: 100_000,
-            cache_capacity: 256 * 1024 * 1024,
+            cache_capacity: 128 * 1024 * 1024,
             on_commit: None,
         }
     }

@@ -45,7 +45,7 @@ pub async fn run(up: Up) -> Result<(), CliError> {
     let stop = CancellationToken::new();
 
     let mut registry_config = zgc_registry::Config::for_data_dir(up.data_dir.join("registry"));
-    registry_config.cache_mb = 256;
+    registry_config.cache_mb = zgc_registry::config::DEFAULT_CACHE_MB;
     let registry = tokio::spawn(zgc_registry::serve(
         registry_config,
         registry_listener,
