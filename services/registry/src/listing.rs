@@ -11,7 +11,9 @@ use crate::list::{Page, Query};
 use crate::resource::{CompanyRecord, Listable, ParkRecord};
 use crate::validate;
 
-type Ids = Result<Vec<String>, StoreError>;
+/// IDs read from an index as the page goes: a park's companies can be
+/// most of the store, so they are never collected.
+type Ids = Box<dyn Iterator<Item = Result<String, StoreError>>>;
 type Items<T> = Box<dyn Iterator<Item = Result<T, StoreError>>>;
 
 /// A listable resource and how the store holds it.
@@ -29,13 +31,16 @@ pub trait Stored: Listable {
 
 fn ids(q: &Query, field: &str, collection: &str, lookup: impl FnOnce(&str) -> Ids) -> Option<Ids> {
     let target = q.pinned(field)?;
-    Some(validate::parse_name(target, collection).map_or(Ok(Vec::new()), lookup))
+    Some(
+        validate::parse_name(target, collection)
+            .map_or_else(|| Box::new(std::iter::empty()) as Ids, lookup),
+    )
 }
 
 impl Stored for ParkRecord {
     fn indexed(store: &Store, q: &Query) -> Option<Ids> {
         ids(q, "parent_park", "parks", |id| {
-            store.child_park_ids(id).collect()
+            Box::new(store.child_park_ids(id))
         })
     }
     fn get(store: &Store, id: &str) -> Result<Option<Self>, StoreError> {
@@ -53,11 +58,11 @@ impl Stored for ParkRecord {
 impl Stored for CompanyRecord {
     fn indexed(store: &Store, q: &Query) -> Option<Ids> {
         ids(q, "park", "parks", |id| {
-            store.company_ids_in_park(id).collect()
+            Box::new(store.company_ids_in_park(id))
         })
         .or_else(|| {
             ids(q, "parent_company", "companies", |id| {
-                store.branch_ids(id).collect()
+                Box::new(store.branch_ids(id))
             })
         })
     }
@@ -81,9 +86,7 @@ fn live<T: Stored>(
     key: &PageTokenKey,
 ) -> Result<Page<T>, ApiError> {
     if let Some(ids) = T::indexed(store, q) {
-        let items = ids?
-            .into_iter()
-            .filter_map(|id| T::get(store, &id).transpose());
+        let items = ids.filter_map(|id| id.and_then(|id| T::get(store, &id)).transpose());
         return Ok(q.page(items, None, revision, key)?);
     }
     if q.is_plain_name_scan() {
