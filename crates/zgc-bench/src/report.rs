@@ -70,7 +70,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
     match tput("get").zip(echo) {
         Some((get, echo)) => out.push(Target {
             goal: "GetCompany throughput ≥ 0.8x echo".into(),
-            measured: format!("{:.2}x ({get:.0} vs {echo:.0} calls/s)", get / echo),
+            measured: format!("{:.3}x ({get:.0} vs {echo:.0} calls/s)", get / echo),
             status: verdict(get / echo >= 0.8, full),
         }),
         None => out.push(not_measured("GetCompany throughput ≥ 0.8x echo")),
@@ -90,7 +90,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
                 let ratio = s.throughput_per_s.median / echo;
                 Target {
                     goal,
-                    measured: format!("{ratio:.2}x ({:.0} calls/s)", s.throughput_per_s.median),
+                    measured: format!("{ratio:.3}x ({:.0} calls/s)", s.throughput_per_s.median),
                     status: verdict(ratio >= 0.8, full),
                 }
             }
@@ -115,7 +115,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
             out.push(Target {
                 goal: "durable CreateCompany ≥ 1.5x the raw sled loop".into(),
                 measured: format!(
-                    "{ratio:.2}x ({create:.0} vs {:.0} writes/s)",
+                    "{ratio:.3}x ({create:.0} vs {:.0} writes/s)",
                     r.raw_sled_writes_per_s
                 ),
                 status: verdict(ratio >= 1.5, true),
