@@ -3,8 +3,9 @@
 //!
 //! [`serve`] runs the server and the follower on a listener until a
 //! shutdown future resolves. Modules: [`follower`] (the registry stream),
-//! [`state`] (the shared engine and revision), [`service`] (thin
-//! handlers), [`deadline`] and [`error`].
+//! [`state`] (the shared engine, its generation and the revision),
+//! [`service`] (thin handlers), [`summaries`] (GetSummary's answers kept
+//! encoded), [`metrics`], [`deadline`] and [`error`].
 
 pub mod config;
 pub mod deadline;
