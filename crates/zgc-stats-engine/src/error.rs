@@ -27,7 +27,8 @@ impl QueryError {
 
 /// A change event the engine cannot apply without drifting from the
 /// registry: the aggregates no longer match it, and only a rebuild from a
-/// snapshot can tell what they should be. A refused event changes nothing.
+/// snapshot can tell what they should be. A refused event changes no figure
+/// (the names it carries may be remembered, as any event's are).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApplyError {
     /// An update or delete of a company the engine holds came without the

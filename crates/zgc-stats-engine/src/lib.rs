@@ -162,7 +162,7 @@ impl Engine {
     /// contribution is the one the engine holds; a company's is read from
     /// the event's `before`, which must place it where the engine counted
     /// it. An event that cannot be applied exactly is refused, and changes
-    /// nothing.
+    /// no figure.
     pub fn apply(&mut self, event: &ChangeEvent) -> Result<(), ApplyError> {
         let subject = event.after.as_ref().or(event.before.as_ref());
         match subject.and_then(|e| e.kind.as_ref()) {
