@@ -184,6 +184,66 @@ async fn enormous_and_deep_filters_tokens_and_strings() {
 }
 
 #[tokio::test]
+async fn oversized_requests_to_pre_encoded_answers_are_refused() {
+    // GetCompany and GetSummary answer through `zgc_server::encoded`, with
+    // their own decoder: each server's own limit must hold there, not
+    // tonic's default of 4 MiB (the registry allows 16 MiB, the stats
+    // service 1 MiB).
+    let r = Registry::start().await;
+    let stats = Stats::start(&r.endpoint()).await;
+    stats.wait_serving().await;
+    let sector = |s: String| GetSummaryRequest {
+        scope: Some(Scope {
+            selector: Some(scope::Selector::Sector(s)),
+            include_affiliates: false,
+        }),
+        min_revision: 0,
+    };
+    let too_large = |err: &Status| matches!(err.code(), Code::ResourceExhausted | Code::OutOfRange);
+
+    let mut registry = r.client().await;
+    let decoded = registry
+        .get_company(GetCompanyRequest {
+            name: "x".repeat(6 * 1024 * 1024),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(decoded.code(), Code::InvalidArgument, "{decoded:?}");
+    let err = registry
+        .get_company(GetCompanyRequest {
+            name: "x".repeat(20 * 1024 * 1024),
+        })
+        .await
+        .unwrap_err();
+    assert!(too_large(&err), "{err:?}");
+
+    let mut s = stats.client().await;
+    let nobody = s
+        .get_summary(sector("x".repeat(256 * 1024)))
+        .await
+        .expect("a sector nobody has heard of has a zero summary")
+        .into_inner();
+    assert_eq!(nobody.company_count, 0);
+    let err = s
+        .get_summary(sector("x".repeat(2 * 1024 * 1024)))
+        .await
+        .unwrap_err();
+    assert!(too_large(&err), "{err:?}");
+
+    still_serving(&r).await;
+    let all = s
+        .get_summary(GetSummaryRequest {
+            scope: Some(Scope {
+                selector: Some(scope::Selector::All(true)),
+                include_affiliates: false,
+            }),
+            min_revision: 0,
+        })
+        .await;
+    assert!(all.is_ok(), "{all:?}");
+}
+
+#[tokio::test]
 async fn extreme_numbers_and_unknown_enums() {
     let r = Registry::start().await;
     let stats = Stats::start(&r.endpoint()).await;
