@@ -89,8 +89,7 @@ pub async fn serve_with(
 
     let summaries = Arc::new(summaries::Summaries::new(
         summaries::BUDGET_BYTES,
-        stats_metrics.summaries.hits,
-        stats_metrics.summaries.misses,
+        stats_metrics.summaries,
     ));
     let handlers = service::Stats::new(state.clone(), summaries, stop.clone());
     let stats = EncodedMethod::new(

@@ -11,11 +11,12 @@
 //! and a province or sector nobody has heard of still has a (zero) summary.
 
 use bytes::Bytes;
-use prometheus_client::metrics::counter::Counter;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use zgc_proto::stats::v1::Summary;
 use zgc_server::encoded::Encoded;
+
+use crate::metrics::CacheMetrics;
 
 /// The bytes the cache may hold, keys and answers together.
 pub const BUDGET_BYTES: u64 = 8 << 20;
@@ -40,18 +41,17 @@ impl Weighter<Bytes, Entry> for ByBytes {
 /// Encoded summaries by scope.
 pub struct Summaries {
     cache: Cache<Bytes, Entry, ByBytes>,
-    hits: Counter,
-    misses: Counter,
+    metrics: CacheMetrics,
 }
 
 impl Summaries {
-    /// A cache of at most `budget` bytes, counting into `hits` and `misses`.
-    pub fn new(budget: u64, hits: Counter, misses: Counter) -> Self {
+    /// A cache of at most `budget` bytes, counting its hits and misses
+    /// into `metrics`.
+    pub fn new(budget: u64, metrics: CacheMetrics) -> Self {
         let estimated_entries = usize::try_from(budget / 1024).unwrap_or(1024).max(16);
         Self {
             cache: Cache::with_weighter(estimated_entries, budget, ByBytes),
-            hits,
-            misses,
+            metrics,
         }
     }
 
@@ -64,9 +64,9 @@ impl Summaries {
             .filter(|e| e.generation == generation)
             .map(|e| e.summary);
         if found.is_some() {
-            self.hits.inc();
+            self.metrics.hits.inc();
         } else {
-            self.misses.inc();
+            self.metrics.misses.inc();
         }
         found
     }
@@ -90,7 +90,7 @@ mod tests {
     use super::*;
 
     fn summaries(budget: u64) -> Summaries {
-        Summaries::new(budget, Counter::default(), Counter::default())
+        Summaries::new(budget, CacheMetrics::default())
     }
 
     fn summary(companies: i64) -> Encoded<Summary> {
@@ -108,7 +108,7 @@ mod tests {
         assert_eq!(hit.flatten().map(|x| x.company_count), Some(3));
         assert!(s.get(b"scope", 8).is_none(), "the engine moved on");
         assert!(s.get(b"other", 7).is_none(), "another scope");
-        assert_eq!((s.hits.get(), s.misses.get()), (1, 2));
+        assert_eq!((s.metrics.hits.get(), s.metrics.misses.get()), (1, 2));
     }
 
     #[test]
