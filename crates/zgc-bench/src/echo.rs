@@ -1,32 +1,68 @@
-//! The transport baseline: a bare tonic server that answers every call
-//! with a canned `Company` (the same payload GetCompany returns), with no
-//! storage, validation or layers. Run as its own process
-//! (`zgc-bench echo-server`) so it is measured like the real servers.
+//! The transport baseline: a bare tonic server with no storage,
+//! validation or layers, answering each call with a canned reply that is
+//! already encoded (the way the registry and the stats service send their
+//! pre-encoded answers, so neither side of the comparison pays for encoding
+//! and the baseline does nothing but decode the request and send bytes).
+//! Run as its own process (`zgc-bench echo-server`) so it is measured like
+//! the real servers.
+//!
+//! Its replies are real answers the suite read from the servers before it
+//! started this one (`--replies`), so each scenario is measured against a
+//! transport baseline with its own payload. It has two methods:
+//! - [`PATH`] takes a `GetCompanyRequest` and answers a stored `Company`
+//!   of the median encoded size;
+//! - [`SUMMARY_PATH`] takes the same `GetSummaryRequest` the stats service
+//!   is sent and answers the `Summary` the stats service gave for its
+//!   scope.
 
 use std::convert::Infallible;
 use std::future::{Future, Ready, ready};
+use std::io;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use prost::Message;
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 use zgc_proto::registry::v1::{Company, GetCompanyRequest};
+use zgc_proto::stats::v1::{GetSummaryRequest, Scope, Summary};
+use zgc_server::encoded::{Encoded, EncodedCodec};
 
-/// The echo method's path.
+/// The company echo's path.
 pub const PATH: &str = "/zgc.bench.v1.Echo/Echo";
+/// The summary echo's path.
+pub const SUMMARY_PATH: &str = "/zgc.bench.v1.Echo/EchoSummary";
+
+/// The echo server's replies.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Replies {
+    /// The answer to every company call.
+    pub company: Company,
+    /// The answer to a summary call, by its scope.
+    pub summaries: Vec<(Scope, Summary)>,
+}
 
 /// The echo service.
 #[derive(Clone)]
 pub struct Echo {
-    reply: Arc<Company>,
+    company: Encoded<Company>,
+    summaries: Arc<Vec<(Scope, Encoded<Summary>)>>,
 }
 
 impl Echo {
-    /// Answers every call with `reply`.
-    pub fn new(reply: Company) -> Self {
+    /// Answers with `replies`.
+    pub fn new(replies: &Replies) -> Self {
         Self {
-            reply: Arc::new(reply),
+            company: Encoded::new(&replies.company),
+            summaries: Arc::new(
+                replies
+                    .summaries
+                    .iter()
+                    .map(|(scope, summary)| (scope.clone(), Encoded::new(summary)))
+                    .collect(),
+            ),
         }
     }
 }
@@ -35,14 +71,32 @@ impl NamedService for Echo {
     const NAME: &'static str = "zgc.bench.v1.Echo";
 }
 
-struct Unary(Arc<Company>);
+struct CompanyEcho(Encoded<Company>);
 
-impl tonic::server::UnaryService<GetCompanyRequest> for Unary {
-    type Response = Company;
-    type Future = Ready<Result<Response<Company>, Status>>;
+impl tonic::server::UnaryService<GetCompanyRequest> for CompanyEcho {
+    type Response = Encoded<Company>;
+    type Future = Ready<Result<Response<Encoded<Company>>, Status>>;
 
     fn call(&mut self, _request: Request<GetCompanyRequest>) -> Self::Future {
-        ready(Ok(Response::new((*self.0).clone())))
+        ready(Ok(Response::new(self.0.clone())))
+    }
+}
+
+struct SummaryEcho(Arc<Vec<(Scope, Encoded<Summary>)>>);
+
+impl tonic::server::UnaryService<GetSummaryRequest> for SummaryEcho {
+    type Response = Encoded<Summary>;
+    type Future = Ready<Result<Response<Encoded<Summary>>, Status>>;
+
+    fn call(&mut self, request: Request<GetSummaryRequest>) -> Self::Future {
+        let scope = request.into_inner().scope.unwrap_or_default();
+        ready(
+            self.0
+                .iter()
+                .find(|(s, _)| *s == scope)
+                .map(|(_, summary)| Response::new(summary.clone()))
+                .ok_or_else(|| Status::not_found("no canned summary for this scope")),
+        )
     }
 }
 
@@ -56,23 +110,115 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Echo {
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        let reply = self.reply.clone();
+        if request.uri().path() == SUMMARY_PATH {
+            let summaries = self.summaries.clone();
+            return Box::pin(async move {
+                let codec = EncodedCodec::<Summary, GetSummaryRequest>::default();
+                let mut grpc = tonic::server::Grpc::new(codec);
+                Ok(grpc.unary(SummaryEcho(summaries), request).await)
+            });
+        }
+        let company = self.company.clone();
         Box::pin(async move {
-            let codec = tonic_prost::ProstCodec::<Company, GetCompanyRequest>::default();
+            let codec = EncodedCodec::<Company, GetCompanyRequest>::default();
             let mut grpc = tonic::server::Grpc::new(codec);
-            Ok(grpc.unary(Unary(reply), request).await)
+            Ok(grpc.unary(CompanyEcho(company), request).await)
         })
     }
+}
+
+/// Writes `replies` to `path` for `--replies`: the company, then each
+/// scope and its summary, length-delimited.
+pub fn write_replies(path: &Path, replies: &Replies) -> io::Result<()> {
+    let mut out = Vec::new();
+    replies.company.encode_length_delimited(&mut out)?;
+    for (scope, summary) in &replies.summaries {
+        scope.encode_length_delimited(&mut out)?;
+        summary.encode_length_delimited(&mut out)?;
+    }
+    std::fs::write(path, out)
+}
+
+/// Reads what [`write_replies`] wrote.
+pub fn read_replies(path: &Path) -> io::Result<Replies> {
+    let bytes = std::fs::read(path)?;
+    let mut buf = bytes.as_slice();
+    let company = Company::decode_length_delimited(&mut buf).map_err(invalid)?;
+    let mut summaries = Vec::new();
+    while !buf.is_empty() {
+        let scope = Scope::decode_length_delimited(&mut buf).map_err(invalid)?;
+        let summary = Summary::decode_length_delimited(&mut buf).map_err(invalid)?;
+        summaries.push((scope, summary));
+    }
+    Ok(Replies { company, summaries })
+}
+
+fn invalid(e: prost::DecodeError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
 /// Serves the echo service on `listener` forever.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    reply: Company,
+    echo: Echo,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
-        .add_service(Echo::new(reply))
+        .add_service(echo)
         .serve_with_incoming(incoming)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zgc_proto::stats::v1::scope::Selector;
+
+    #[test]
+    fn replies_read_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replies");
+        let replies = Replies {
+            company: Company {
+                name: "companies/a".into(),
+                employees: 5,
+                ..Default::default()
+            },
+            summaries: vec![
+                (
+                    Scope {
+                        selector: Some(Selector::All(true)),
+                        include_affiliates: false,
+                    },
+                    Summary {
+                        company_count: 7,
+                        ..Default::default()
+                    },
+                ),
+                (
+                    Scope {
+                        selector: Some(Selector::Park("parks/zgc".into())),
+                        include_affiliates: true,
+                    },
+                    Summary {
+                        company_count: 3,
+                        ..Default::default()
+                    },
+                ),
+            ],
+        };
+        write_replies(&path, &replies).unwrap();
+        assert_eq!(read_replies(&path).unwrap(), replies);
+    }
+
+    #[test]
+    fn a_truncated_replies_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replies");
+        std::fs::write(&path, [0x0a, 0x05, 0x08]).unwrap();
+        assert_eq!(
+            read_replies(&path).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+    }
 }

@@ -53,6 +53,11 @@ enum Command {
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
+        /// The replies, written by the suite (real answers of the servers
+        /// under test). Without it: a sample company, and NOT_FOUND for
+        /// summaries.
+        #[arg(long)]
+        replies: Option<PathBuf>,
     },
     /// Render the Markdown report of an earlier run's `results.json`.
     Report {
@@ -78,7 +83,18 @@ fn report(results: &std::path::Path, markdown: &std::path::Path) -> Result<(), S
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::EchoServer { listen }) => {
+        Some(Command::EchoServer { listen, replies }) => {
+            let replies = match replies.as_deref().map(echo::read_replies) {
+                None => echo::Replies {
+                    company: scenarios::sample_company(),
+                    summaries: vec![],
+                },
+                Some(Ok(r)) => r,
+                Some(Err(e)) => {
+                    eprintln!("zgc-bench echo-server: cannot read the replies: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let listener = match tokio::net::TcpListener::bind(listen).await {
                 Ok(l) => l,
                 Err(e) => {
@@ -94,8 +110,8 @@ async fn main() -> ExitCode {
                 "{}",
                 serde_json::json!({"message": "listening", "addr": addr})
             );
-            let reply = scenarios::sample_company();
-            match echo::serve(listener, reply).await {
+            let echo = echo::Echo::new(&replies);
+            match echo::serve(listener, echo).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("zgc-bench echo-server: {e}");

@@ -134,6 +134,23 @@ impl Results {
     pub fn scenario(&self, name: &str) -> Option<&Scenario> {
         self.scenarios.iter().find(|s| s.name == name)
     }
+
+    /// The transport baseline a scenario's throughput is compared with:
+    /// for `summary/<scope>`, the echo of that scope's own summary when the
+    /// run has it; otherwise `echo` (a company-sized reply). Only a
+    /// baseline with throughput counts.
+    pub fn baseline(&self, scenario: &str) -> Option<&Scenario> {
+        scenario
+            .strip_prefix("summary/")
+            .and_then(|label| self.scenario(&summary_echo_name(label)))
+            .or_else(|| self.scenario("echo"))
+            .filter(|s| s.throughput_per_s.median > 0.0)
+    }
+}
+
+/// The name of the echo baseline of the summary scenario of `label`.
+pub fn summary_echo_name(label: &str) -> String {
+    format!("echo/summary/{label}")
 }
 
 #[cfg(test)]

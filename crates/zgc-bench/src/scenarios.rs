@@ -47,7 +47,8 @@ pub struct Scenario {
 const REGISTRY: &str = "zgc.registry.v1.RegistryService";
 const STATS: &str = "zgc.stats.v1.StatsService";
 
-/// The payload GetCompany returns here, also the echo baseline's reply.
+/// A company like those the dataset makes: what the create scenarios
+/// write, and the echo server's reply when it is run by hand.
 pub fn sample_company() -> Company {
     Company {
         name: "companies/bench-sample".into(),
@@ -73,11 +74,12 @@ fn unit<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Result<(), tonic::St
     r.map(|_| ())
 }
 
-/// The transport baseline: the same payload as GetCompany, no server work.
+/// The transport baseline of GetCompany: the same request, answered with a
+/// stored company of the median size, no server work.
 pub fn echo() -> Scenario {
     Scenario {
         name: "echo".into(),
-        description: "bare tonic server, canned reply the size of a company".into(),
+        description: "bare tonic server, canned reply: a stored company of median size".into(),
         target: Target::Echo,
         method: None,
         call: Arc::new(|ch, _| {
@@ -266,6 +268,43 @@ pub fn summary(label: &str, scope: Scope) -> Scenario {
                             min_revision: 0,
                         })
                         .await,
+                )
+            }
+            .boxed()
+        }),
+    }
+}
+
+/// The transport baseline of a GetSummary scenario: the same request to
+/// the echo server, answered with the summary the stats service gave for
+/// that scope (see [`crate::echo`]).
+pub fn echo_summary(label: &str, scope: Scope) -> Scenario {
+    Scenario {
+        name: crate::results::summary_echo_name(label),
+        description: format!(
+            "bare tonic server, canned reply: the summary of {}",
+            describe(&scope)
+        ),
+        target: Target::Echo,
+        method: None,
+        call: Arc::new(move |ch, _| {
+            let scope = scope.clone();
+            async move {
+                let mut grpc = tonic::client::Grpc::new(ch);
+                grpc.ready()
+                    .await
+                    .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+                let codec = tonic_prost::ProstCodec::<GetSummaryRequest, Summary>::default();
+                unit(
+                    grpc.unary(
+                        tonic::Request::new(GetSummaryRequest {
+                            scope: Some(scope),
+                            min_revision: 0,
+                        }),
+                        http::uri::PathAndQuery::from_static(crate::echo::SUMMARY_PATH),
+                        codec,
+                    )
+                    .await,
                 )
             }
             .boxed()

@@ -6,13 +6,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use prost::Message;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use zgc_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use zgc_proto::registry::v1::{Company, GetCompanyRequest};
 use zgc_proto::stats::v1::stats_service_client::StatsServiceClient;
-use zgc_proto::stats::v1::{GetSummaryRequest, Scope};
+use zgc_proto::stats::v1::{GetSummaryRequest, Scope, Summary};
 
 use crate::dataset::{self, Loaded};
 use crate::postgres::{self, Postgres};
@@ -20,7 +22,7 @@ use crate::procs::{self, Server};
 use crate::results::{self, Freshness, Median, Results, SqlComparison};
 use crate::scenarios::{self, Scenario, Target};
 use crate::server_latency;
-use crate::{load, report, sled_loop};
+use crate::{echo, load, report, sled_loop};
 
 /// How the suite runs.
 #[derive(Debug, Clone, clap::Args)]
@@ -230,7 +232,7 @@ async fn measure(
         server_cpu_ms_per_call: Median::of(cpu).median * 1000.0,
     };
     eprintln!(
-        "{:>18}: {:>8.0} calls/s  p50 {:>6.0} µs  p99 {:>7.0} µs  server p99 {}",
+        "{:>28}: {:>8.0} calls/s  p50 {:>6.0} µs  p99 {:>7.0} µs  server p99 {}",
         m.name,
         m.throughput_per_s.median,
         m.p50_us,
@@ -251,6 +253,44 @@ async fn fresh_registry(o: &Options, dir: &Path) -> Result<(Server, Loaded), Sui
         loaded.took.as_secs_f64()
     );
     Ok((registry, loaded))
+}
+
+/// Of up to 101 stored companies spread over the store, the one of median
+/// encoded size.
+async fn median_company(registry: SocketAddr, names: &[String]) -> Result<Company, SuiteError> {
+    let mut client = RegistryServiceClient::new(channel(registry).await?);
+    let step = (names.len() / 101).max(1);
+    let mut companies = Vec::with_capacity(101);
+    for name in names.iter().step_by(step).take(101) {
+        let request = GetCompanyRequest { name: name.clone() };
+        companies.push(client.get_company(request).await?.into_inner());
+    }
+    companies.sort_by_key(|c| c.encoded_len());
+    let middle = companies.len() / 2;
+    companies
+        .into_iter()
+        .nth(middle)
+        .ok_or_else(|| SuiteError::Failed("no company was imported".into()))
+}
+
+/// The stats service's summary of each scope.
+async fn summaries(
+    stats: SocketAddr,
+    scopes: &[(String, Scope)],
+) -> Result<Vec<(Scope, Summary)>, SuiteError> {
+    let mut client = StatsServiceClient::new(channel(stats).await?);
+    let mut out = Vec::with_capacity(scopes.len());
+    for (_, scope) in scopes {
+        let summary = client
+            .get_summary(GetSummaryRequest {
+                scope: Some(scope.clone()),
+                min_revision: 0,
+            })
+            .await?
+            .into_inner();
+        out.push((scope.clone(), summary));
+    }
+    Ok(out)
 }
 
 fn summary_of_all() -> Scope {
@@ -409,8 +449,17 @@ fn machine() -> results::Machine {
 }
 
 impl Options {
+    /// Whether `--only` leaves `name` in. A summary's own echo baseline
+    /// runs with it.
     fn wants(&self, name: &str) -> bool {
-        self.only.is_empty() || self.only.iter().any(|n| n == name)
+        let baseline_of = name
+            .strip_prefix("echo/")
+            .filter(|n| n.starts_with("summary/"));
+        self.only.is_empty()
+            || self
+                .only
+                .iter()
+                .any(|n| n == name || Some(n.as_str()) == baseline_of)
     }
 }
 
@@ -478,11 +527,18 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
     r.stats_sync_s = Median::of(syncs);
     eprintln!("stats sync {:.1} s", r.stats_sync_s.median);
 
-    let echo = Server::spawn(
-        &std::env::current_exe()?,
-        &strings(&["echo-server", "--listen", "127.0.0.1:0"]),
-    )
-    .await?;
+    // The echo server answers with what the servers under test answer: a
+    // stored company of the median size, and each scope's summary.
+    let scopes = scenarios::scopes(&loaded.busiest);
+    let replies = echo::Replies {
+        company: median_company(registry.addr, &loaded.names).await?,
+        summaries: summaries(stats.addr, &scopes).await?,
+    };
+    let replies_file = scratch.path().join("echo-replies");
+    echo::write_replies(&replies_file, &replies)?;
+    let mut echo_args = strings(&["echo-server", "--listen", "127.0.0.1:0", "--replies"]);
+    echo_args.push(replies_file.display().to_string());
+    let echo = Server::spawn(&std::env::current_exe()?, &echo_args).await?;
     let servers = Servers {
         to_echo: channels(echo.addr, o.connections).await?,
         to_registry: channels(registry.addr, o.connections).await?,
@@ -499,7 +555,10 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
         scenarios::get(names.clone()),
         scenarios::list(&loaded.busiest),
     ];
-    for (label, scope) in scenarios::scopes(&loaded.busiest) {
+    for (label, scope) in scopes {
+        // Each summary right after its baseline, so both see the machine
+        // in the same state.
+        reads.push(scenarios::echo_summary(&label, scope.clone()));
         reads.push(scenarios::summary(&label, scope));
     }
     reads.extend(scenarios::other_stats());
@@ -537,8 +596,8 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
     }
     r.raw_sled_writes_per_s = Median::of(raw).median;
     eprintln!(
-        "     raw sled loop: {:.0} writes/s",
-        r.raw_sled_writes_per_s
+        "{:>28}: {:.0} writes/s",
+        "raw sled loop", r.raw_sled_writes_per_s
     );
     if o.wants("freshness") {
         r.freshness = freshness(&o, &servers).await?;
@@ -589,4 +648,33 @@ pub fn render(r: &Results, md: &Path) -> Result<(), SuiteError> {
         report::splice(existing.as_deref(), &report::markdown(r)),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        options: Options,
+    }
+
+    fn options(args: &[&str]) -> Options {
+        Cli::parse_from(std::iter::once("zgc-bench").chain(args.iter().copied())).options
+    }
+
+    #[test]
+    fn only_keeps_a_summary_with_its_own_echo_and_nothing_else() {
+        let o = options(&["--only", "get,summary/park"]);
+        assert!(o.wants("get"));
+        assert!(o.wants("summary/park"));
+        assert!(o.wants("echo/summary/park"));
+        assert!(!o.wants("echo"));
+        assert!(!o.wants("summary/all"));
+        assert!(!o.wants("echo/summary/all"));
+        let everything = options(&[]);
+        assert!(everything.wants("echo/summary/all") && everything.wants("list"));
+    }
 }
