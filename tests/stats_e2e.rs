@@ -316,6 +316,93 @@ async fn a_registry_with_a_new_store_is_rebuilt_from_scratch() {
     drop(reg);
 }
 
+/// Copies a stopped registry's data directory, as a backup would.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Creates one company of `employees` in Hebei; returns its revision.
+async fn add_company(r: &mut RegistryClient, id: &str, employees: i32) -> u64 {
+    let mut c = company(id, "Hebei", "Baoding");
+    c.employees = employees;
+    r.create_company(CreateCompanyRequest {
+        company: Some(c),
+        company_id: id.into(),
+        request_id: String::new(),
+    })
+    .await
+    .unwrap()
+    .into_inner()
+    .revision
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_backup_with_another_history_triggers_a_rebuild() {
+    // A backup has the store ID of the registry it was taken from, so the
+    // follower resumes on it; past the backup, its history differs.
+    let dir = tempfile::tempdir().unwrap();
+    let (live, backup) = (dir.path().join("live"), dir.path().join("backup"));
+    let reg = Registry::start_in(&live, |_| {}).await;
+    add_company(&mut reg.client().await, "base", 5).await;
+    reg.stop().await;
+    copy_dir(&live, &backup);
+
+    let reg = Registry::start_in(&live, |_| {}).await;
+    let proxy = Proxy::start(reg.addr).await;
+    let stats = Stats::start(&proxy.endpoint()).await;
+    let mut s = stats.client().await;
+    let rev = add_company(&mut reg.client().await, "live-only", 7).await;
+    let seen = summary(&mut s, all(), rev).await;
+    assert_eq!((seen.company_count, seen.employees), (2, 5 + 7));
+    let rebuilds = sample(
+        &scrape(stats.metrics_addr).await,
+        "zgc_stats_rebuilds_total",
+    );
+
+    // The backup comes back in the live registry's place. Its next
+    // revision created another company, and the one after updates it: an
+    // update of a company the follower never saw created.
+    let restored = Registry::start_in(&backup, |_| {}).await;
+    let mut b = restored.client().await;
+    assert_eq!(add_company(&mut b, "restored-only", 100).await, rev);
+    let patch = Company {
+        name: "companies/restored-only".into(),
+        employees: 200,
+        ..Default::default()
+    };
+    let updated = b
+        .update_company(UpdateCompanyRequest {
+            company: Some(patch),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["employees".into()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    proxy.set_upstream(restored.addr);
+
+    // The follower refuses that event, rebuilds from the restored
+    // registry's snapshot, and counts the rebuild.
+    let got = summary(&mut s, all(), updated.revision).await;
+    assert_eq!((got.company_count, got.employees), (2, 5 + 200));
+    let after = sample(
+        &scrape(stats.metrics_addr).await,
+        "zgc_stats_rebuilds_total",
+    );
+    assert!(after > rebuilds, "{rebuilds:?} -> {after:?}");
+    drop(reg);
+}
+
 /// A small dataset whose figures were computed by hand.
 // One push per record reads better here, each with why it is there.
 #[allow(clippy::vec_init_then_push)]

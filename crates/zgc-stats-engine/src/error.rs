@@ -39,4 +39,8 @@ pub enum ApplyError {
     /// counted it: an event was missed or applied twice.
     #[error("{0}: the change's `before` image is not the company as counted")]
     Diverged(String),
+    /// An update or delete (a change with a `before` image) of a company
+    /// the engine does not hold: its creation was missed.
+    #[error("{0} changed, but it was never counted")]
+    Unknown(String),
 }

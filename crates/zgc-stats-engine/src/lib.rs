@@ -226,6 +226,7 @@ impl Engine {
     ) -> Result<(), ApplyError> {
         // Checked before anything changes.
         let old = match self.companies.get(name) {
+            None if before.is_some() => return Err(ApplyError::Unknown(name.into())),
             None => None,
             Some(held) => {
                 let before = before.ok_or_else(|| ApplyError::MissingBefore(name.into()))?;

@@ -1076,6 +1076,30 @@ fn a_change_that_cannot_be_subtracted_exactly_is_refused_and_changes_nothing() {
         engine.apply(&gone),
         Err(ApplyError::Diverged("companies/held".into()))
     );
+    // A change to a company never counted means its creation was lost.
+    let stranger = Company {
+        name: "companies/stranger".into(),
+        ..held.clone()
+    };
+    let grown_stranger = Company {
+        employees: 99,
+        ..stranger.clone()
+    };
+    let unseen = company_event(
+        2,
+        ChangeType::Updated,
+        Some(&stranger),
+        Some(&grown_stranger),
+    );
+    assert_eq!(
+        engine.apply(&unseen),
+        Err(ApplyError::Unknown("companies/stranger".into()))
+    );
+    let unseen = company_event(2, ChangeType::Deleted, Some(&stranger), None);
+    assert_eq!(
+        engine.apply(&unseen),
+        Err(ApplyError::Unknown("companies/stranger".into()))
+    );
     assert_eq!(engine.summary(all.as_ref()).unwrap(), counted);
 
     // The same change with its true `before` goes through.
