@@ -183,63 +183,92 @@ async fn latency_buckets(
     Some(server_latency::buckets(&page, service, method))
 }
 
-/// Runs one closed-loop scenario `o.runs` times.
-async fn measure(
+/// What one run of a scenario measured.
+#[derive(Default)]
+struct Runs {
+    tput: Vec<f64>,
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    server_p99: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+/// Runs one closed-loop run of `s` and adds its figures to `runs`.
+async fn run_once(
     o: &Options,
     servers: &Servers,
     s: &Scenario,
-) -> Result<results::Scenario, SuiteError> {
+    runs: &mut Runs,
+) -> Result<(), SuiteError> {
     let (server, connections) = servers.of(s.target);
-    let (mut tput, mut p50, mut p99, mut server_p99, mut cpu) =
-        (vec![], vec![], vec![], vec![], vec![]);
-    for _ in 0..o.runs.max(1) {
-        let before = latency_buckets(server, s.method).await;
-        let cpu_before = server.cpu_seconds();
-        let call = s.call.clone();
-        let r = load::closed(
-            connections,
-            o.concurrency,
-            Duration::from_secs_f64(o.seconds),
-            move |ch, n| call(ch, n),
-        )
-        .await;
-        if r.errors > 0 || r.calls == 0 {
-            return Err(SuiteError::Failed(format!(
-                "{}: {} calls failed ({}), {} succeeded",
-                s.name,
-                r.errors,
-                r.first_error.unwrap_or_default(),
-                r.calls
-            )));
-        }
-        cpu.push((server.cpu_seconds() - cpu_before) / r.calls as f64);
-        if let (Some(before), Some(after)) = (before, latency_buckets(server, s.method).await)
-            && let Some(q) = after.since(&before).quantile(0.99)
-        {
-            server_p99.push(q * 1e6);
-        }
-        tput.push(r.throughput());
-        p50.push(r.percentile_us(0.5) as f64);
-        p99.push(r.percentile_us(0.99) as f64);
+    let before = latency_buckets(server, s.method).await;
+    let cpu_before = server.cpu_seconds();
+    let call = s.call.clone();
+    let r = load::closed(
+        connections,
+        o.concurrency,
+        Duration::from_secs_f64(o.seconds),
+        move |ch, n| call(ch, n),
+    )
+    .await;
+    if r.errors > 0 || r.calls == 0 {
+        return Err(SuiteError::Failed(format!(
+            "{}: {} calls failed ({}), {} succeeded",
+            s.name,
+            r.errors,
+            r.first_error.unwrap_or_default(),
+            r.calls
+        )));
     }
-    let m = results::Scenario {
-        name: s.name.clone(),
-        description: s.description.clone(),
-        throughput_per_s: Median::of(tput),
-        p50_us: Median::of(p50).median,
-        p99_us: Median::of(p99).median,
-        server_p99_us: (!server_p99.is_empty()).then(|| Median::of(server_p99).median),
-        server_cpu_ms_per_call: Median::of(cpu).median * 1000.0,
-    };
-    eprintln!(
-        "{:>28}: {:>8.0} calls/s  p50 {:>6.0} µs  p99 {:>7.0} µs  server p99 {}",
-        m.name,
-        m.throughput_per_s.median,
-        m.p50_us,
-        m.p99_us,
-        m.server_p99_us.map_or("-".into(), |v| format!("{v:.0} µs"))
-    );
-    Ok(m)
+    runs.cpu
+        .push((server.cpu_seconds() - cpu_before) / r.calls as f64);
+    if let (Some(before), Some(after)) = (before, latency_buckets(server, s.method).await)
+        && let Some(q) = after.since(&before).quantile(0.99)
+    {
+        runs.server_p99.push(q * 1e6);
+    }
+    runs.tput.push(r.throughput());
+    runs.p50.push(r.percentile_us(0.5) as f64);
+    runs.p99.push(r.percentile_us(0.99) as f64);
+    Ok(())
+}
+
+/// Runs each scenario of `group` `o.runs` times, taking turns (a run of
+/// each, then the next run of each), so a scenario and the baseline it is
+/// compared with see the shared machine in the same states.
+async fn measure(
+    o: &Options,
+    servers: &Servers,
+    group: &[&Scenario],
+) -> Result<Vec<results::Scenario>, SuiteError> {
+    let mut runs: Vec<Runs> = group.iter().map(|_| Runs::default()).collect();
+    for _ in 0..o.runs.max(1) {
+        for (s, r) in group.iter().zip(&mut runs) {
+            run_once(o, servers, s, r).await?;
+        }
+    }
+    let mut out = Vec::with_capacity(group.len());
+    for (s, r) in group.iter().zip(runs) {
+        let m = results::Scenario {
+            name: s.name.clone(),
+            description: s.description.clone(),
+            throughput_per_s: Median::of(r.tput),
+            p50_us: Median::of(r.p50).median,
+            p99_us: Median::of(r.p99).median,
+            server_p99_us: (!r.server_p99.is_empty()).then(|| Median::of(r.server_p99).median),
+            server_cpu_ms_per_call: Median::of(r.cpu).median * 1000.0,
+        };
+        eprintln!(
+            "{:>28}: {:>8.0} calls/s  p50 {:>6.0} µs  p99 {:>7.0} µs  server p99 {}",
+            m.name,
+            m.throughput_per_s.median,
+            m.p50_us,
+            m.p99_us,
+            m.server_p99_us.map_or("-".into(), |v| format!("{v:.0} µs"))
+        );
+        out.push(m);
+    }
+    Ok(out)
 }
 
 /// Imports into a fresh registry; returns it with what was loaded.
@@ -550,20 +579,22 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
 
     // Reads first, on the imported data.
     let names = Arc::new(loaded.names);
+    // Each group's runs take turns: GetCompany with its echo, each
+    // summary with the echo of its own payload.
     let mut reads = vec![
-        scenarios::echo(),
-        scenarios::get(names.clone()),
-        scenarios::list(&loaded.busiest),
+        vec![scenarios::echo(), scenarios::get(names.clone())],
+        vec![scenarios::list(&loaded.busiest)],
     ];
     for (label, scope) in scopes {
-        // Each summary right after its baseline, so both see the machine
-        // in the same state.
-        reads.push(scenarios::echo_summary(&label, scope.clone()));
-        reads.push(scenarios::summary(&label, scope));
+        reads.push(vec![
+            scenarios::echo_summary(&label, scope.clone()),
+            scenarios::summary(&label, scope),
+        ]);
     }
-    reads.extend(scenarios::other_stats());
-    for s in reads.iter().filter(|s| o.wants(&s.name)) {
-        r.scenarios.push(measure(&o, &servers, s).await?);
+    reads.extend(scenarios::other_stats().into_iter().map(|s| vec![s]));
+    for group in &reads {
+        let wanted: Vec<&Scenario> = group.iter().filter(|s| o.wants(&s.name)).collect();
+        r.scenarios.extend(measure(&o, &servers, &wanted).await?);
     }
     if !o.skip_postgres && o.wants("postgres") {
         let (load_s, comparisons) = against_postgres(&o, &servers, &loaded.busiest.park).await?;
@@ -574,7 +605,7 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
     // Then writes, and the storage limit they are measured against.
     for s in [scenarios::create(), scenarios::mixed(names)] {
         if o.wants(&s.name) {
-            r.scenarios.push(measure(&o, &servers, &s).await?);
+            r.scenarios.extend(measure(&o, &servers, &[&s]).await?);
         }
     }
     let mut raw = vec![];
