@@ -330,6 +330,13 @@ pub fn markdown(r: &Results) -> String {
         ),
     );
     line(&mut md, "");
+    line(
+        &mut md,
+        "\"vs echo\" is the throughput against the echo of the same payload: \
+         `echo/summary/<scope>` for `summary/<scope>`, `echo` (a stored company) \
+         for the rest.",
+    );
+    line(&mut md, "");
     line(&mut md, "### Once per run");
     line(&mut md, "");
     line(&mut md, "| measurement | median | runs |");
