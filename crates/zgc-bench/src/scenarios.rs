@@ -74,6 +74,26 @@ fn unit<T>(r: Result<tonic::Response<T>, tonic::Status>) -> Result<(), tonic::St
     r.map(|_| ())
 }
 
+/// One call of the echo server's method at `path`, decoding its answer as
+/// a `Resp`, as a generated client would.
+async fn echo_call<Req, Resp>(
+    ch: Channel,
+    path: &'static str,
+    request: Req,
+) -> Result<(), tonic::Status>
+where
+    Req: prost::Message + Send + 'static,
+    Resp: prost::Message + Default + Send + 'static,
+{
+    let mut grpc = tonic::client::Grpc::new(ch);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
+    let path = http::uri::PathAndQuery::from_static(path);
+    unit(grpc.unary(tonic::Request::new(request), path, codec).await)
+}
+
 /// The transport baseline of GetCompany: the same request, answered with a
 /// stored company of the median size, no server work.
 pub fn echo() -> Scenario {
@@ -83,24 +103,10 @@ pub fn echo() -> Scenario {
         target: Target::Echo,
         method: None,
         call: Arc::new(|ch, _| {
-            async move {
-                let mut grpc = tonic::client::Grpc::new(ch);
-                grpc.ready()
-                    .await
-                    .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-                let codec = tonic_prost::ProstCodec::<GetCompanyRequest, Company>::default();
-                unit(
-                    grpc.unary(
-                        tonic::Request::new(GetCompanyRequest {
-                            name: "companies/bench-sample".into(),
-                        }),
-                        http::uri::PathAndQuery::from_static(crate::echo::PATH),
-                        codec,
-                    )
-                    .await,
-                )
-            }
-            .boxed()
+            let request = GetCompanyRequest {
+                name: "companies/bench-sample".into(),
+            };
+            echo_call::<_, Company>(ch, crate::echo::PATH, request).boxed()
         }),
     }
 }
@@ -288,26 +294,11 @@ pub fn echo_summary(label: &str, scope: Scope) -> Scenario {
         target: Target::Echo,
         method: None,
         call: Arc::new(move |ch, _| {
-            let scope = scope.clone();
-            async move {
-                let mut grpc = tonic::client::Grpc::new(ch);
-                grpc.ready()
-                    .await
-                    .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-                let codec = tonic_prost::ProstCodec::<GetSummaryRequest, Summary>::default();
-                unit(
-                    grpc.unary(
-                        tonic::Request::new(GetSummaryRequest {
-                            scope: Some(scope),
-                            min_revision: 0,
-                        }),
-                        http::uri::PathAndQuery::from_static(crate::echo::SUMMARY_PATH),
-                        codec,
-                    )
-                    .await,
-                )
-            }
-            .boxed()
+            let request = GetSummaryRequest {
+                scope: Some(scope.clone()),
+                min_revision: 0,
+            };
+            echo_call::<_, Summary>(ch, crate::echo::SUMMARY_PATH, request).boxed()
         }),
     }
 }
