@@ -8,7 +8,7 @@ pub const COMPANIES: &str = "companies";
 /// Tree of reference indexes: `tag, target ID, \0, source ID` -> empty.
 pub const INDEX: &str = "index";
 /// Tree of the change log: `revision (u64 BE), event number (u32 BE)` ->
-/// encoded `ChangeEvent`.
+/// encoded `ChangeEvent`, or a pointer to the stored company (`log.rs`).
 pub const CHANGES: &str = "changes";
 /// Tree of idempotency keys: `q` + request ID -> encoded record, and `r` +
 /// revision (u64 BE) -> request ID (to forget it with its revision).
@@ -39,8 +39,12 @@ pub const META_COMPANY_COUNT: &[u8] = b"count/companies";
 pub const META_STATE: &[u8] = b"state";
 /// Meta: the on-disk format version (u64 BE).
 pub const META_FORMAT: &[u8] = b"format";
-/// The format this code writes.
-pub const FORMAT_VERSION: u64 = 1;
+/// The format this code writes: 2 stores company change-log entries as
+/// pointers to the stored company (see `log.rs`).
+pub const FORMAT_VERSION: u64 = 2;
+/// Formats this code reads, and upgrades to [`FORMAT_VERSION`] on open: 1
+/// stored every change-log entry in full, which format 2 still reads.
+pub const FORMAT_UPGRADES_FROM: &[u64] = &[1];
 
 /// An index entry key.
 pub fn index_key(tag: u8, target: &str, source: &str) -> Vec<u8> {

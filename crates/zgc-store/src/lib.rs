@@ -17,6 +17,7 @@
 mod codec;
 mod error;
 mod keys;
+mod log;
 mod plan;
 mod read;
 mod snapshot;

@@ -14,6 +14,7 @@ use zgc_proto::registry::v1::{ChangeEvent, ChangeType, Company, Entity, Park, en
 
 use crate::codec::{self, MAX_ENTITY_BYTES, RequestRecord};
 use crate::keys::{self, id_of};
+use crate::log::{self, Stored};
 use crate::{RequestKey, StoreError, Trees, Write, WriteOutcome};
 
 /// The longest parent chain walked when checking for cycles; the store
@@ -44,7 +45,9 @@ struct Builder<'a> {
     revision: u64,
     now: Timestamp,
     set: WriteSet,
-    events: Vec<ChangeEvent>,
+    /// This revision's events, each with the ID of the company its `after`
+    /// is when it is stored as a pointer (see [`crate::log`]).
+    events: Vec<(ChangeEvent, Option<String>)>,
 }
 
 pub fn plan(
@@ -125,8 +128,8 @@ fn replay(trees: &Trees, request: &RequestKey) -> Result<Option<WriteOutcome>, S
     let start = keys::change_key(record.revision, 0);
     let end = keys::change_key(record.revision + 1, 0);
     for item in trees.changes.range(start..end) {
-        let (_, value) = item?;
-        let event = codec::decode_event(&value)?;
+        let (key, value) = item?;
+        let event = log::read(trees, None, &key, &value)?;
         entities.extend(event.after);
     }
     Ok(Some(WriteOutcome {
@@ -179,12 +182,48 @@ impl Builder<'_> {
     }
 
     fn event(&mut self, kind: ChangeType, before: Option<Entity>, after: Option<Entity>) {
-        self.events.push(ChangeEvent {
+        self.push_event(kind, before, after, None);
+    }
+
+    /// An event whose `after` is the company `id` as this revision stores
+    /// it: the change log keeps a pointer to it instead of a copy.
+    fn company_event(&mut self, kind: ChangeType, before: Option<Entity>, after: Entity, id: &str) {
+        self.push_event(kind, before, Some(after), Some(id.to_string()));
+    }
+
+    fn push_event(
+        &mut self,
+        kind: ChangeType,
+        before: Option<Entity>,
+        after: Option<Entity>,
+        pointer: Option<String>,
+    ) {
+        let event = ChangeEvent {
             revision: self.revision,
             r#type: kind as i32,
             before,
             after,
-        });
+        };
+        self.events.push((event, pointer));
+    }
+
+    /// Before `current` (company `id`) changes: if the change-log entry of
+    /// the revision that stored it is a pointer to it, writes that entry in
+    /// full, so it keeps the company as it was.
+    fn write_out_pointer(&mut self, id: &str, current: &Company) -> Result<(), StoreError> {
+        let start = keys::change_key(current.revision, 0);
+        let end = keys::change_key(current.revision + 1, 0);
+        for item in self.trees.changes.range(start..end) {
+            let (key, value) = item?;
+            if let Stored::Pointer { id: to, mut event } = log::decode(&value)?
+                && to == id
+            {
+                event.after = Some(company_entity(current.clone()));
+                self.set.changes.insert(key, event.encode_to_vec());
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn encode_checked<M: Message>(entry: usize, m: &M) -> Result<Vec<u8>, StoreError> {
@@ -482,9 +521,10 @@ impl Builder<'_> {
             let bytes = Self::encode_checked(entry, &company)?;
             self.set.companies.insert(id.as_bytes(), bytes);
             self.index_company(&company, &id, true);
-            pending.insert(id, company.parent_company.clone());
+            let parent = company.parent_company.clone();
             let entity = company_entity(company);
-            self.event(ChangeType::Created, None, Some(entity.clone()));
+            self.company_event(ChangeType::Created, None, entity.clone(), &id);
+            pending.insert(id, parent);
             out.push(entity);
         }
         self.adjust_count(keys::META_COMPANY_COUNT, out.len() as i64)?;
@@ -526,11 +566,13 @@ impl Builder<'_> {
         self.set.companies.insert(id.as_bytes(), bytes);
         self.index_company(&current, &id, false);
         self.index_company(&company, &id, true);
+        self.write_out_pointer(&id, &current)?;
         let after = company_entity(company);
-        self.event(
+        self.company_event(
             ChangeType::Updated,
             Some(company_entity(current)),
-            Some(after.clone()),
+            after.clone(),
+            &id,
         );
         Ok(after)
     }
@@ -557,6 +599,7 @@ impl Builder<'_> {
         self.set.companies.remove(id.as_bytes());
         self.index_company(&current, &id, false);
         self.adjust_count(keys::META_COMPANY_COUNT, -1)?;
+        self.write_out_pointer(&id, &current)?;
         self.event(ChangeType::Deleted, Some(company_entity(current)), None);
         Ok(())
     }
@@ -564,12 +607,15 @@ impl Builder<'_> {
     // ------------------------------------------------------------ finish
 
     fn finish(&mut self, request: Option<&RequestKey>) -> Result<(), StoreError> {
-        for (i, event) in self.events.iter().enumerate() {
+        for (i, (event, pointer)) in self.events.iter().enumerate() {
             let n = u32::try_from(i).map_err(|_| StoreError::Corrupt("too many events".into()))?;
-            self.set.changes.insert(
-                &keys::change_key(self.revision, n)[..],
-                event.encode_to_vec(),
-            );
+            let value = match pointer {
+                Some(id) => log::encode_pointer(id, event),
+                None => event.encode_to_vec(),
+            };
+            self.set
+                .changes
+                .insert(&keys::change_key(self.revision, n)[..], value);
         }
         if let Some(request) = request {
             let record = RequestRecord {

@@ -7,9 +7,9 @@ use std::sync::atomic::Ordering;
 
 use zgc_proto::registry::v1::{ChangeEvent, Company, Park};
 
-use crate::codec;
 use crate::keys::{self, decode_u64};
 use crate::{Store, StoreError};
+use crate::{codec, log};
 
 /// Decodes stored entities of one kind as a scan goes.
 pub struct EntityIter<T> {
@@ -217,7 +217,12 @@ impl Store {
                 batch.next = at;
                 return Ok(batch);
             }
-            batch.events.push(codec::decode_event(&value)?);
+            batch.events.push(log::read(
+                &shared.trees,
+                Some(&shared.apply_lock),
+                &key,
+                &value,
+            )?);
             expected = (at.0, at.1 + 1);
         }
         if batch.events.is_empty() && (event == 0 || rev < durable) {

@@ -243,7 +243,7 @@ impl Snapshot {
                 });
             }
             seen_revision = rev;
-            let event = codec::decode_event(&value)?;
+            let event = crate::log::read(&shared.trees, Some(&shared.apply_lock), &key, &value)?;
             let subject = event.before.as_ref().or(event.after.as_ref());
             let Some((kind, id)) = subject.and_then(entity_id) else {
                 continue;

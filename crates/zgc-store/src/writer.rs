@@ -73,6 +73,14 @@ fn open_generation(config: &StoreConfig, generation: u64) -> Result<Opened, Stor
             meta.insert(keys::META_FORMAT, &keys::FORMAT_VERSION.to_be_bytes())?;
         }
         Some(keys::FORMAT_VERSION) => {}
+        Some(old) if keys::FORMAT_UPGRADES_FROM.contains(&old) => {
+            tracing::info!(
+                from = old,
+                to = keys::FORMAT_VERSION,
+                "upgrading the store's format"
+            );
+            meta.insert(keys::META_FORMAT, &keys::FORMAT_VERSION.to_be_bytes())?;
+        }
         Some(other) => {
             return Err(StoreError::Corrupt(format!(
                 "the data directory has format {other}; this build reads format {}",

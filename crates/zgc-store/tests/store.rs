@@ -223,3 +223,199 @@ async fn counters_references_and_reopen() {
     assert_eq!(store.company_count().unwrap(), 1);
     assert!(store.branch_ids("hq").next().is_none());
 }
+
+fn company_of(e: Option<&Entity>) -> Option<&Company> {
+    match e?.kind.as_ref()? {
+        entity::Kind::Company(c) => Some(c),
+        entity::Kind::Park(_) => None,
+    }
+}
+
+/// A company image as the tests compare it: employees and revision.
+type Image = Option<(i32, u64)>;
+
+/// The images of an event's `before` and `after` companies.
+fn images(e: &zgc_proto::registry::v1::ChangeEvent) -> (Image, Image) {
+    let of = |x: Option<&Entity>| company_of(x).map(|c| (c.employees, c.revision));
+    (of(e.before.as_ref()), of(e.after.as_ref()))
+}
+
+async fn update(store: &Store, id: &str, employees: i32, expected_revision: u64) -> u64 {
+    store
+        .write(Write::UpdateCompany {
+            company: company(id, employees),
+            expected_revision,
+        })
+        .await
+        .unwrap()
+        .revision
+}
+
+#[tokio::test]
+async fn the_change_log_keeps_each_revisions_images_after_the_companies_change() {
+    use zgc_store::RequestKey;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), Durability::Fsync);
+    let request = RequestKey {
+        request_id: "batch-1".into(),
+        fingerprint: vec![1],
+    };
+    let created = store
+        .write(Write::CreateCompanies {
+            companies: vec![company("a", 1), company("b", 1), company("c", 1)],
+            request: Some(request.clone()),
+        })
+        .await
+        .unwrap();
+    let r1 = created.revision;
+    let r2 = update(&store, "b", 2, r1).await;
+    let r3 = store
+        .write(Write::DeleteCompany {
+            name: "companies/c".into(),
+            expected_revision: None,
+        })
+        .await
+        .unwrap()
+        .revision;
+    let r4 = update(&store, "b", 3, r2).await;
+    let r5 = store
+        .write(Write::CreateCompanies {
+            companies: vec![company("c", 5)],
+            request: None,
+        })
+        .await
+        .unwrap()
+        .revision;
+
+    let check = |store: &Store| {
+        let events = store.read_changes((1, 0), 100).unwrap().events;
+        let seen: Vec<_> = events.iter().map(|e| (e.revision, images(e))).collect();
+        assert_eq!(
+            seen,
+            vec![
+                (r1, (None, Some((1, r1)))),
+                (r1, (None, Some((1, r1)))),
+                (r1, (None, Some((1, r1)))),
+                (r2, (Some((1, r1)), Some((2, r2)))),
+                (r3, (Some((1, r1)), None)),
+                (r4, (Some((2, r2)), Some((3, r4)))),
+                (r5, (None, Some((5, r5)))),
+            ]
+        );
+    };
+    check(&store);
+    // A retried batch answers with the companies as they were created.
+    let replayed = store
+        .write(Write::CreateCompanies {
+            companies: vec![company("a", 1), company("b", 1), company("c", 1)],
+            request: Some(request),
+        })
+        .await
+        .unwrap();
+    assert!(replayed.replayed);
+    assert_eq!(replayed.entities, created.entities);
+    store.close().await.unwrap();
+    drop(store);
+    check(&open(dir.path(), Durability::Fsync));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_log_reads_racing_updates_see_each_revisions_own_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), Durability::None);
+    let ids: Vec<String> = (0..50).map(|i| format!("c{i}")).collect();
+    let first = store
+        .write(Write::CreateCompanies {
+            companies: ids.iter().map(|id| company(id, 0)).collect(),
+            request: None,
+        })
+        .await
+        .unwrap()
+        .revision;
+    let writer = {
+        let store = store.clone();
+        let ids = ids.clone();
+        tokio::spawn(async move {
+            let mut revisions = vec![first; ids.len()];
+            let mut rng = Lcg(7);
+            for n in 1..=400 {
+                let i = rng.next(ids.len() as u64) as usize;
+                revisions[i] = update(&store, &ids[i], n, revisions[i]).await;
+            }
+        })
+    };
+    // Every event, read while updates write out the entries that pointed at
+    // the companies, carries the images of its own revision.
+    let mut reads = 0;
+    while !writer.is_finished() || reads == 0 {
+        let reader = store.clone();
+        let events = tokio::task::spawn_blocking(move || reader.read_changes((1, 0), 1000))
+            .await
+            .unwrap()
+            .unwrap()
+            .events;
+        for e in &events {
+            let (before, after) = images(e);
+            assert_eq!(after.map(|(_, r)| r), Some(e.revision), "{e:?}");
+            if let Some((_, r)) = before {
+                assert!(r < e.revision, "{e:?}");
+            }
+        }
+        reads += 1;
+    }
+    writer.await.unwrap();
+}
+
+/// Sets the store's on-disk format marker, as an older or newer build
+/// would have left it.
+fn set_format(dir: &std::path::Path, format: u64) {
+    let db = sled::open(dir).unwrap();
+    db.open_tree("meta")
+        .unwrap()
+        .insert("format", &format.to_be_bytes())
+        .unwrap();
+    db.flush().unwrap();
+}
+
+fn format_of(dir: &std::path::Path) -> Option<u64> {
+    let db = sled::open(dir).unwrap();
+    let v = db.open_tree("meta").unwrap().get("format").unwrap()?;
+    Some(u64::from_be_bytes(v.as_ref().try_into().unwrap()))
+}
+
+#[tokio::test]
+async fn a_format_1_store_is_read_and_upgraded_and_a_newer_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path(), Durability::Fsync);
+        store
+            .write(Write::CreateCompanies {
+                companies: vec![company("a", 1)],
+                request: None,
+            })
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+    }
+    assert_eq!(format_of(dir.path()), Some(2));
+    set_format(dir.path(), 1);
+    {
+        let store = open(dir.path(), Durability::Fsync);
+        assert_eq!(store.company_count().unwrap(), 1);
+        assert_eq!(store.read_changes((1, 0), 10).unwrap().events.len(), 1);
+        store.close().await.unwrap();
+    }
+    assert_eq!(
+        format_of(dir.path()),
+        Some(2),
+        "marked as the format it now holds"
+    );
+
+    set_format(dir.path(), 3);
+    let mut config = StoreConfig::new(dir.path());
+    config.durability = Durability::Fsync;
+    match Store::open(config) {
+        Err(StoreError::Corrupt(why)) => assert!(why.contains("format 3"), "{why}"),
+        other => panic!("a newer format must be refused: {:?}", other.err()),
+    }
+}
