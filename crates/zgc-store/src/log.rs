@@ -55,9 +55,21 @@ pub(crate) fn encode_pointer(id: &str, event: &ChangeEvent) -> Vec<u8> {
 
 /// Decodes a stored entry.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Stored, StoreError> {
+    match split_pointer(bytes)? {
+        None => codec::decode_event(bytes).map(Stored::Full),
+        Some((id, event)) => Ok(Stored::Pointer {
+            id: id.to_string(),
+            event: codec::decode_event(event)?,
+        }),
+    }
+}
+
+/// A pointer entry's company ID and encoded event (without its `after`);
+/// `None` for an entry stored in full. Cheap: nothing is decoded.
+pub(crate) fn split_pointer(bytes: &[u8]) -> Result<Option<(&str, &[u8])>, StoreError> {
     let corrupt = |what: String| StoreError::Corrupt(format!("change-log entry: {what}"));
     let Some((&POINTER, mut rest)) = bytes.split_first() else {
-        return codec::decode_event(bytes).map(Stored::Full);
+        return Ok(None);
     };
     let len = prost::encoding::decode_varint(&mut rest).map_err(|e| corrupt(e.to_string()))?;
     let len = usize::try_from(len)
@@ -65,11 +77,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Stored, StoreError> {
         .filter(|l| *l <= rest.len())
         .ok_or_else(|| corrupt("pointer ID longer than the entry".into()))?;
     let (id, event) = rest.split_at(len);
-    let id = std::str::from_utf8(id)
-        .map_err(|e| corrupt(e.to_string()))?
-        .to_string();
-    let event = codec::decode_event(event)?;
-    Ok(Stored::Pointer { id, event })
+    let id = std::str::from_utf8(id).map_err(|e| corrupt(e.to_string()))?;
+    Ok(Some((id, event)))
 }
 
 /// The whole event of the entry at `key`, read as `value`.

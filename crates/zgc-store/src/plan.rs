@@ -14,7 +14,7 @@ use zgc_proto::registry::v1::{ChangeEvent, ChangeType, Company, Entity, Park, en
 
 use crate::codec::{self, MAX_ENTITY_BYTES, RequestRecord};
 use crate::keys::{self, id_of};
-use crate::log::{self, Stored};
+use crate::log;
 use crate::{RequestKey, StoreError, Trees, Write, WriteOutcome};
 
 /// The longest parent chain walked when checking for cycles; the store
@@ -215,9 +215,12 @@ impl Builder<'_> {
         let end = keys::change_key(current.revision + 1, 0);
         for item in self.trees.changes.range(start..end) {
             let (key, value) = item?;
-            if let Stored::Pointer { id: to, mut event } = log::decode(&value)?
+            // A batch's revision may hold a thousand entries: only the one
+            // pointing here is decoded.
+            if let Some((to, event)) = log::split_pointer(&value)?
                 && to == id
             {
+                let mut event = codec::decode_event(event)?;
                 event.after = Some(company_entity(current.clone()));
                 self.set.changes.insert(key, event.encode_to_vec());
                 break;
