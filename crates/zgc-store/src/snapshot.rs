@@ -20,6 +20,7 @@ use zgc_proto::registry::v1::{Entity, entity};
 
 use crate::codec;
 use crate::keys;
+use crate::log::{self, Stored};
 use crate::{Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -243,14 +244,19 @@ impl Snapshot {
                 });
             }
             seen_revision = rev;
-            let event = crate::log::read(&shared.trees, Some(&shared.apply_lock), &key, &value)?;
-            let subject = event.before.as_ref().or(event.after.as_ref());
-            let Some((kind, id)) = subject.and_then(entity_id) else {
-                continue;
+            // Only the subject and its `before` matter here: a pointer's
+            // `after` is not read.
+            let (subject, before) = match log::decode(&value)? {
+                Stored::Full(event) => {
+                    let subject = event.before.as_ref().or(event.after.as_ref());
+                    let Some((kind, id)) = subject.and_then(entity_id) else {
+                        continue;
+                    };
+                    ((kind, id.to_string()), event.before)
+                }
+                Stored::Pointer { id, event } => ((Kind::Company, id), event.before),
             };
-            first
-                .entry((kind, id.to_string()))
-                .or_insert((rev, event.before));
+            first.entry(subject).or_insert((rev, before));
         }
         if seen_revision < last {
             return Err(StoreError::Compacted {

@@ -83,7 +83,7 @@ fn open_generation(config: &StoreConfig, generation: u64) -> Result<Opened, Stor
         }
         Some(other) => {
             return Err(StoreError::Corrupt(format!(
-                "the data directory has format {other}; this build reads format {}",
+                "the data directory has format {other}; this build reads formats up to {}",
                 keys::FORMAT_VERSION
             )));
         }
