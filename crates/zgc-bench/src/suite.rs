@@ -53,7 +53,8 @@ pub struct Options {
     pub skip_postgres: bool,
     /// Run only these load scenarios and measurements (comma-separated
     /// names as in the report, e.g. `get,summary/all,freshness,postgres,
-    /// raw-sled`), for profiling. Import, sync and restart always run.
+    /// raw-sled`), for profiling; a scenario's echo baseline runs with it.
+    /// Import, sync and restart always run.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// A small, fast run that only checks the suite works (CI).
@@ -183,7 +184,7 @@ async fn latency_buckets(
     Some(server_latency::buckets(&page, service, method))
 }
 
-/// What one run of a scenario measured.
+/// What the runs of one scenario measured.
 #[derive(Default)]
 struct Runs {
     tput: Vec<f64>,
@@ -478,17 +479,22 @@ fn machine() -> results::Machine {
 }
 
 impl Options {
-    /// Whether `--only` leaves `name` in. A summary's own echo baseline
-    /// runs with it.
+    /// Whether `--only` leaves `name` in.
     fn wants(&self, name: &str) -> bool {
-        let baseline_of = name
-            .strip_prefix("echo/")
-            .filter(|n| n.starts_with("summary/"));
-        self.only.is_empty()
-            || self
-                .only
-                .iter()
-                .any(|n| n == name || Some(n.as_str()) == baseline_of)
+        self.only.is_empty() || self.only.iter().any(|n| n == name)
+    }
+
+    /// The scenarios of `group` (its baseline first, then what is compared
+    /// with it) that `--only` leaves in: those it names, and the baseline
+    /// whenever something compared with it runs.
+    fn wanted<'a>(&self, group: &'a [Scenario]) -> Vec<&'a Scenario> {
+        let compared = group.iter().skip(1).any(|s| self.wants(&s.name));
+        group
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| self.wants(&s.name) || (*i == 0 && compared))
+            .map(|(_, s)| s)
+            .collect()
     }
 }
 
@@ -579,8 +585,8 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
 
     // Reads first, on the imported data.
     let names = Arc::new(loaded.names);
-    // Each group's runs take turns: GetCompany with its echo, each
-    // summary with the echo of its own payload.
+    // Groups, each baseline first; a group's runs take turns: GetCompany
+    // with its echo, each summary with the echo of its own payload.
     let mut reads = vec![
         vec![scenarios::echo(), scenarios::get(names.clone())],
         vec![scenarios::list(&loaded.busiest)],
@@ -593,8 +599,8 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
     }
     reads.extend(scenarios::other_stats().into_iter().map(|s| vec![s]));
     for group in &reads {
-        let wanted: Vec<&Scenario> = group.iter().filter(|s| o.wants(&s.name)).collect();
-        r.scenarios.extend(measure(&o, &servers, &wanted).await?);
+        r.scenarios
+            .extend(measure(&o, &servers, &o.wanted(group)).await?);
     }
     if !o.skip_postgres && o.wants("postgres") {
         let (load_s, comparisons) = against_postgres(&o, &servers, &loaded.busiest.park).await?;
@@ -696,16 +702,32 @@ mod tests {
         Cli::parse_from(std::iter::once("zgc-bench").chain(args.iter().copied())).options
     }
 
+    fn names(group: &[&Scenario]) -> Vec<String> {
+        group.iter().map(|s| s.name.clone()).collect()
+    }
+
     #[test]
-    fn only_keeps_a_summary_with_its_own_echo_and_nothing_else() {
-        let o = options(&["--only", "get,summary/park"]);
-        assert!(o.wants("get"));
-        assert!(o.wants("summary/park"));
-        assert!(o.wants("echo/summary/park"));
-        assert!(!o.wants("echo"));
-        assert!(!o.wants("summary/all"));
-        assert!(!o.wants("echo/summary/all"));
+    fn only_keeps_a_scenario_with_its_baseline_and_nothing_else() {
+        let scope = Scope {
+            selector: Some(zgc_proto::stats::v1::scope::Selector::All(true)),
+            include_affiliates: false,
+        };
+        let get = [scenarios::echo(), scenarios::get(Arc::new(vec![]))];
+        let all = [
+            scenarios::echo_summary("all", scope.clone()),
+            scenarios::summary("all", scope),
+        ];
+
+        let o = options(&["--only", "get"]);
+        assert_eq!(names(&o.wanted(&get)), ["echo", "get"]);
+        assert!(o.wanted(&all).is_empty());
+
+        let o = options(&["--only", "echo,summary/all"]);
+        assert_eq!(names(&o.wanted(&get)), ["echo"], "a baseline alone");
+        assert_eq!(names(&o.wanted(&all)), ["echo/summary/all", "summary/all"]);
+
         let everything = options(&[]);
-        assert!(everything.wants("echo/summary/all") && everything.wants("list"));
+        assert_eq!(everything.wanted(&get).len(), 2);
+        assert!(everything.wants("list"));
     }
 }
