@@ -18,6 +18,7 @@ mod codec;
 mod error;
 mod keys;
 mod log;
+mod pending;
 mod plan;
 mod read;
 mod snapshot;
@@ -193,6 +194,16 @@ pub(crate) struct Shared {
     apply_lock: RwLock<()>,
     /// The last revision applied (committed in memory, maybe not durable).
     applied: AtomicU64,
+}
+
+impl Write {
+    /// How many entities the write creates or changes.
+    pub(crate) fn entities(&self) -> usize {
+        match self {
+            Write::CreateCompanies { companies, .. } => companies.len(),
+            _ => 1,
+        }
+    }
 }
 
 /// Whether the store can serve.

@@ -22,7 +22,37 @@ use prost::Message;
 use zgc_proto::registry::v1::{ChangeEvent, Entity, entity};
 
 use crate::codec;
+use crate::pending::View;
 use crate::{StoreError, Trees};
+
+/// Where pointers are resolved from: the committed trees (readers), or
+/// the writer's view of them with its group's pending writes on top.
+pub(crate) trait Source {
+    /// The stored company `id`.
+    fn company(&self, id: &str) -> Result<Option<sled::IVec>, StoreError>;
+    /// The change-log entry at `key`.
+    fn change(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError>;
+}
+
+impl Source for Trees {
+    fn company(&self, id: &str) -> Result<Option<sled::IVec>, StoreError> {
+        Ok(self.companies.get(id.as_bytes())?)
+    }
+
+    fn change(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
+        Ok(self.changes.get(key)?)
+    }
+}
+
+impl Source for View<'_> {
+    fn company(&self, id: &str) -> Result<Option<sled::IVec>, StoreError> {
+        self.companies().get(id.as_bytes())
+    }
+
+    fn change(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
+        self.changes().get(key)
+    }
+}
 
 /// The first byte of a pointer entry.
 const POINTER: u8 = 0;
@@ -88,7 +118,7 @@ pub(crate) fn split_pointer(bytes: &[u8]) -> Result<Option<(&str, &[u8])>, Store
 /// same state; the writer itself passes `None`, as nothing changes under
 /// it.
 pub(crate) fn read(
-    trees: &Trees,
+    source: &impl Source,
     lock: Option<&RwLock<()>>,
     key: &[u8],
     value: &[u8],
@@ -101,7 +131,7 @@ pub(crate) fn read(
         .map(|l| l.read())
         .transpose()
         .map_err(|_| StoreError::Corrupt("apply lock poisoned".into()))?;
-    if let Some(bytes) = trees.companies.get(id.as_bytes())? {
+    if let Some(bytes) = source.company(&id)? {
         let company = codec::decode_company(&bytes)?;
         if company.revision == event.revision {
             event.after = Some(Entity {
@@ -112,7 +142,7 @@ pub(crate) fn read(
     }
     // The company changed since this entry was read, and that change wrote
     // the entry in full.
-    match trees.changes.get(key)?.map(|v| decode(&v)).transpose()? {
+    match source.change(key)?.map(|v| decode(&v)).transpose()? {
         Some(Stored::Full(event)) => Ok(event),
         _ => Err(StoreError::Corrupt(format!(
             "change-log entry of revision {} points at companies/{id}, which no longer has that revision",

@@ -2,9 +2,9 @@
 //! checking it against the current state: existence, references, cycles,
 //! expected revisions, idempotency keys.
 //!
-//! Only the writer thread calls this, and it applies each plan before
-//! planning the next, so the state read here is exactly the state the plan
-//! will commit on top of.
+//! Only the writer thread calls this. It plans each write of a group
+//! against a [`View`]: the committed trees with the group's earlier writes
+//! on top, exactly the state the plan will commit on top of.
 
 use std::collections::HashMap;
 
@@ -15,22 +15,12 @@ use zgc_proto::registry::v1::{ChangeEvent, ChangeType, Company, Entity, Park, en
 use crate::codec::{self, MAX_ENTITY_BYTES, RequestRecord};
 use crate::keys::{self, id_of};
 use crate::log;
-use crate::{RequestKey, StoreError, Trees, Write, WriteOutcome};
+use crate::pending::{View, WriteSet};
+use crate::{RequestKey, StoreError, Write, WriteOutcome};
 
 /// The longest parent chain walked when checking for cycles; the store
 /// never holds a cycle, so only corruption could reach it.
 const MAX_CHAIN: usize = 100_000;
-
-/// The changes one write makes, per tree.
-#[derive(Default)]
-pub struct WriteSet {
-    pub parks: sled::Batch,
-    pub companies: sled::Batch,
-    pub index: sled::Batch,
-    pub changes: sled::Batch,
-    pub requests: sled::Batch,
-    pub meta: sled::Batch,
-}
 
 /// What to do with a write.
 pub enum Plan {
@@ -41,7 +31,7 @@ pub enum Plan {
 }
 
 struct Builder<'a> {
-    trees: &'a Trees,
+    view: View<'a>,
     revision: u64,
     now: Timestamp,
     set: WriteSet,
@@ -51,7 +41,7 @@ struct Builder<'a> {
 }
 
 pub fn plan(
-    trees: &Trees,
+    view: View<'_>,
     write: Write,
     revision: u64,
     now: Timestamp,
@@ -63,12 +53,12 @@ pub fn plan(
         _ => None,
     };
     if let Some(request) = &request
-        && let Some(outcome) = replay(trees, request)?
+        && let Some(outcome) = replay(view, request)?
     {
         return Ok(Plan::Replay(outcome));
     }
     let mut b = Builder {
-        trees,
+        view,
         revision,
         now,
         set: WriteSet::default(),
@@ -114,8 +104,8 @@ pub fn plan(
 }
 
 /// The original outcome of a retried request, or `None` for a new one.
-fn replay(trees: &Trees, request: &RequestKey) -> Result<Option<WriteOutcome>, StoreError> {
-    let Some(bytes) = trees.requests.get(keys::request_key(&request.request_id))? else {
+fn replay(view: View<'_>, request: &RequestKey) -> Result<Option<WriteOutcome>, StoreError> {
+    let Some(bytes) = view.requests().get(keys::request_key(&request.request_id))? else {
         return Ok(None);
     };
     let record = codec::decode_request(&bytes)?;
@@ -127,9 +117,8 @@ fn replay(trees: &Trees, request: &RequestKey) -> Result<Option<WriteOutcome>, S
     let mut entities = Vec::new();
     let start = keys::change_key(record.revision, 0);
     let end = keys::change_key(record.revision + 1, 0);
-    for item in trees.changes.range(start..end) {
-        let (key, value) = item?;
-        let event = log::read(trees, None, &key, &value)?;
+    for (key, value) in view.changes().range(&start, &end)? {
+        let event = log::read(&view, None, &key, &value)?;
         entities.extend(event.after);
     }
     Ok(Some(WriteOutcome {
@@ -153,16 +142,16 @@ fn company_entity(c: Company) -> Entity {
 
 impl Builder<'_> {
     fn get_park(&self, id: &str) -> Result<Option<Park>, StoreError> {
-        self.trees
-            .parks
+        self.view
+            .parks()
             .get(id)?
             .map(|v| codec::decode_park(&v))
             .transpose()
     }
 
     fn get_company(&self, id: &str) -> Result<Option<Company>, StoreError> {
-        self.trees
-            .companies
+        self.view
+            .companies()
             .get(id)?
             .map(|v| codec::decode_company(&v))
             .transpose()
@@ -170,7 +159,7 @@ impl Builder<'_> {
 
     fn park_exists(&self, name: &str) -> Result<bool, StoreError> {
         Ok(match id_of(name, "parks") {
-            Some(id) => self.trees.parks.contains_key(id)?,
+            Some(id) => self.view.parks().contains_key(id)?,
             None => false,
         })
     }
@@ -213,8 +202,7 @@ impl Builder<'_> {
     fn write_out_pointer(&mut self, id: &str, current: &Company) -> Result<(), StoreError> {
         let start = keys::change_key(current.revision, 0);
         let end = keys::change_key(current.revision + 1, 0);
-        for item in self.trees.changes.range(start..end) {
-            let (key, value) = item?;
+        for (key, value) in self.view.changes().range(&start, &end)? {
             // A batch's revision may hold a thousand entries: only the one
             // pointing here is decoded.
             if let Some((to, event)) = log::split_pointer(&value)?
@@ -254,21 +242,17 @@ impl Builder<'_> {
 
     fn first_referrer(&self, tag: u8, target: &str) -> Result<Option<String>, StoreError> {
         let prefix = keys::index_prefix(tag, target);
-        match self.trees.index.scan_prefix(&prefix).keys().next() {
-            Some(key) => {
-                let key = key?;
-                Ok(Some(
-                    String::from_utf8_lossy(&key[prefix.len()..]).into_owned(),
-                ))
-            }
-            None => Ok(None),
-        }
+        Ok(self
+            .view
+            .index()
+            .first_key_with_prefix(&prefix)?
+            .map(|key| String::from_utf8_lossy(&key[prefix.len()..]).into_owned()))
     }
 
     fn adjust_count(&mut self, key: &'static [u8], delta: i64) -> Result<(), StoreError> {
         let current = self
-            .trees
-            .meta
+            .view
+            .meta()
             .get(key)?
             .and_then(|v| keys::decode_u64(&v))
             .unwrap_or(0);
@@ -289,7 +273,7 @@ impl Builder<'_> {
             target: parent.to_string(),
         };
         let mut next = id_of(parent, "parks").ok_or_else(missing)?.to_string();
-        if !self.trees.parks.contains_key(&next)? {
+        if !self.view.parks().contains_key(&next)? {
             return Err(missing());
         }
         for _ in 0..MAX_CHAIN {
@@ -317,7 +301,7 @@ impl Builder<'_> {
                 name: park.name.clone(),
             })?
             .to_string();
-        if self.trees.parks.contains_key(&id)? {
+        if self.view.parks().contains_key(&id)? {
             return Err(StoreError::AlreadyExists {
                 entry: 0,
                 name: park.name,
@@ -444,7 +428,7 @@ impl Builder<'_> {
             target: parent.to_string(),
         };
         let mut next = id_of(parent, "companies").ok_or_else(missing)?.to_string();
-        if !pending.contains_key(&next) && !self.trees.companies.contains_key(&next)? {
+        if !pending.contains_key(&next) && !self.view.companies().contains_key(&next)? {
             return Err(missing());
         }
         for _ in 0..MAX_CHAIN {
@@ -507,7 +491,7 @@ impl Builder<'_> {
                     name: company.name.clone(),
                 })?
                 .to_string();
-            if pending.contains_key(&id) || self.trees.companies.contains_key(&id)? {
+            if pending.contains_key(&id) || self.view.companies().contains_key(&id)? {
                 return Err(StoreError::AlreadyExists {
                     entry,
                     name: company.name,

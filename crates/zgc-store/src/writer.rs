@@ -1,5 +1,6 @@
-//! Opening the store and the single writer thread: plan, apply (one sled
-//! transaction per write), make the group durable, acknowledge, compact.
+//! Opening the store and the single writer thread: plan each write of a
+//! group on top of the ones before it, commit the group in one sled
+//! transaction, make it durable, acknowledge, compact.
 
 use std::fs::File;
 use std::path::Path;
@@ -14,13 +15,18 @@ use sled::Transactional;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::keys::{self, decode_u64};
-use crate::plan::{self, Plan, WriteSet};
+use crate::pending::{View, WriteSet};
+use crate::plan::{self, Plan};
 use crate::{
     Durability, Inner, Job, Msg, Shared, StoreConfig, StoreError, StoreStatus, Trees, WriteOutcome,
 };
 
-/// The most writes made durable by one flush.
+/// The most writes committed and made durable together.
 const MAX_GROUP: usize = 512;
+/// A group takes no further write once it holds this many entities (a
+/// batch counts its companies): bounds the memory its pending changes
+/// hold until the group commits.
+const MAX_GROUP_ENTITIES: usize = 4096;
 /// The most change-log revisions dropped by one compaction step.
 const COMPACT_STEP: u64 = 256;
 
@@ -246,14 +252,21 @@ impl Writer {
                 return Interrupt::Gone;
             };
             let mut group = Vec::new();
+            let mut entities = 0;
             let mut stop = None;
             match first {
-                Msg::Write(job) => group.push(*job),
+                Msg::Write(job) => {
+                    entities += job.write.entities();
+                    group.push(*job);
+                }
                 Msg::Stop(reply) => stop = Some(reply),
             }
-            while stop.is_none() && group.len() < MAX_GROUP {
+            while stop.is_none() && group.len() < MAX_GROUP && entities < MAX_GROUP_ENTITIES {
                 match rx.try_recv() {
-                    Ok(Msg::Write(job)) => group.push(*job),
+                    Ok(Msg::Write(job)) => {
+                        entities += job.write.entities();
+                        group.push(*job);
+                    }
                     Ok(Msg::Stop(reply)) => stop = Some(reply),
                     Err(_) => break,
                 }
@@ -332,31 +345,52 @@ impl Writer {
         }
     }
 
+    /// Plans the group's writes one after the other, each on top of the
+    /// ones before it, commits them all in one sled transaction, makes
+    /// them durable, then answers each.
     fn commit_group(&self, generation: &Generation, group: Vec<Job>) -> Result<(), StoreError> {
         if group.is_empty() {
             return Ok(());
         }
         type Reply = oneshot::Sender<Result<WriteOutcome, StoreError>>;
+        let shared = &generation.shared;
+        let base = shared.applied.load(Ordering::Acquire);
+        let mut revision = base;
+        let mut pending = WriteSet::default();
         let mut answers: Vec<(Reply, Result<WriteOutcome, StoreError>)> =
             Vec::with_capacity(group.len());
-        let mut wrote = false;
         for Job { write, reply } in group {
-            let result = self.apply(&generation.shared, write);
-            wrote |= matches!(&result, Ok(o) if !o.replayed);
+            let view = View {
+                trees: &shared.trees,
+                pending: &pending,
+            };
+            let result = match plan::plan(view, write, revision + 1, now()) {
+                Ok(Plan::Replay(outcome)) => Ok(outcome),
+                Ok(Plan::Commit(set, outcome)) => {
+                    pending.absorb(*set);
+                    revision += 1;
+                    Ok(outcome)
+                }
+                Err(e) => Err(e),
+            };
             answers.push((reply, result));
         }
-        // Every answer, errors included, waits for durability: an error may
-        // stem from a write earlier in this group, which must not be
-        // reported before it is durable.
-        // A write that failed in storage (not in its own logic) means sled
-        // has stopped taking writes: the generation is over.
+        let wrote = revision > base;
+        // A read that failed in storage (not a write's own logic) means
+        // sled has stopped working: the generation is over.
         let failed_in_storage = answers.iter().find_map(|(_, r)| match r {
             Err(e) if e.is_storage_failure() => Some(e.to_string()),
             _ => None,
         });
         let flush_started = std::time::Instant::now();
+        // Every answer, errors included, waits for durability: an error may
+        // stem from a write earlier in this group, which must not be
+        // reported before it is durable.
         let durable = match failed_in_storage {
             Some(e) => Err(StoreError::Io(std::io::Error::other(e))),
+            None if wrote => self
+                .apply(shared, &pending, revision)
+                .and_then(|()| self.make_durable(generation)),
             None => self.make_durable(generation),
         };
         if let (Ok(()), Some(hook)) = (&durable, &self.config.on_commit) {
@@ -364,9 +398,8 @@ impl Writer {
         }
         match durable {
             Ok(()) => {
-                let applied = generation.shared.applied.load(Ordering::Acquire);
                 if wrote {
-                    self.inner.durable.send_replace(applied);
+                    self.inner.durable.send_replace(revision);
                 }
                 for (reply, result) in answers {
                     let _ = reply.send(result);
@@ -374,41 +407,32 @@ impl Writer {
                 Ok(())
             }
             Err(e) => {
-                tracing::error!(error = %e, "making writes durable failed");
+                tracing::error!(error = %e, "committing or making writes durable failed");
                 // No read may see the group's writes once any of them is
                 // answered: they may or may not survive the reopen.
                 self.inner.install(None);
+                // Every answer says so, errors included: an error may stem
+                // from an earlier write of the group that may not be stored.
                 let message = format!(
                     "making the write durable failed ({e}); it may or may not have been stored: retry with the same request_id"
                 );
-                for (reply, result) in answers {
-                    let answer = match result {
-                        Ok(_) => Err(StoreError::Unavailable(message.clone())),
-                        Err(err) => Err(err),
-                    };
-                    let _ = reply.send(answer);
+                for (reply, _) in answers {
+                    let _ = reply.send(Err(StoreError::Unavailable(message.clone())));
                 }
                 Err(e)
             }
         }
     }
 
-    fn apply(&self, shared: &Shared, write: crate::Write) -> Result<WriteOutcome, StoreError> {
+    /// Applies a group's changes, up to `revision`, in one transaction.
+    fn apply(&self, shared: &Shared, set: &WriteSet, revision: u64) -> Result<(), StoreError> {
         let trees = &shared.trees;
-        let revision = shared.applied.load(Ordering::Acquire) + 1;
-        let plan = plan::plan(trees, write, revision, now())?;
-        let (set, outcome) = match plan {
-            Plan::Replay(outcome) => return Ok(outcome),
-            Plan::Commit(set, outcome) => (set, outcome),
-        };
-        let WriteSet {
-            parks,
-            companies,
-            index,
-            changes,
-            requests,
-            meta,
-        } = *set;
+        let parks = set.parks.to_batch();
+        let companies = set.companies.to_batch();
+        let index = set.index.to_batch();
+        let changes = set.changes.to_batch();
+        let requests = set.requests.to_batch();
+        let meta = set.meta.to_batch();
         let _guard = shared
             .apply_lock
             .write()
@@ -432,7 +456,7 @@ impl Writer {
             })
             .map_err(transaction_error)?;
         shared.applied.store(revision, Ordering::Release);
-        Ok(outcome)
+        Ok(())
     }
 
     fn make_durable(&self, generation: &Generation) -> Result<(), StoreError> {

@@ -419,3 +419,174 @@ async fn a_format_1_store_is_read_and_upgraded_and_a_newer_one_refused() {
         other => panic!("a newer format must be refused: {:?}", other.err()),
     }
 }
+
+/// Writes queued while the writer is busy are committed as one group, in
+/// one transaction. Each is planned on top of the group's earlier ones:
+/// what they create, change, delete, count and remember is seen by the
+/// writes after them before any of it is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_plans_each_write_on_top_of_the_ones_before_it() {
+    use std::future::Future;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use zgc_store::{CommitHook, RequestKey};
+
+    let dir = tempfile::tempdir().unwrap();
+    let groups = Arc::new(Mutex::new(Vec::new()));
+    let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let entered = Mutex::new(Some(entered_tx));
+    let release = Mutex::new(release_rx);
+    let held = AtomicBool::new(false);
+    let recorded = groups.clone();
+    let mut config = StoreConfig::new(dir.path());
+    // The first commit holds the writer until the test has queued the
+    // group behind it.
+    config.on_commit = Some(CommitHook(Arc::new(move |n, _| {
+        recorded.lock().unwrap().push(n);
+        if !held.swap(true, Ordering::SeqCst) {
+            if let Some(tx) = entered.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+            let _ = release.lock().unwrap().recv();
+        }
+    })));
+    let store = Arc::new(Store::open(config).unwrap());
+
+    let park = Park {
+        name: "parks/p".into(),
+        ..Default::default()
+    };
+    let first = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .write(Write::CreatePark {
+                    park,
+                    request: None,
+                })
+                .await
+        }
+    });
+    entered_rx.await.unwrap();
+
+    let in_park = |id: &str, employees| Company {
+        park: "parks/p".into(),
+        ..company(id, employees)
+    };
+    let request = RequestKey {
+        request_id: "create-a".into(),
+        fingerprint: vec![7],
+    };
+    let mut branch = company("b", 1);
+    branch.parent_company = "companies/a".into();
+    let delete = |name: &str, expected_revision| Write::DeleteCompany {
+        name: name.into(),
+        expected_revision,
+    };
+    let delete_park = || Write::DeletePark {
+        name: "parks/p".into(),
+        expected_revision: None,
+    };
+    // The park is revision 1; the group's commits take 2, 3, ...
+    let writes = vec![
+        Write::CreateCompanies {
+            companies: vec![in_park("a", 10)],
+            request: Some(request.clone()),
+        },
+        Write::UpdateCompany {
+            company: in_park("a", 20),
+            expected_revision: 2,
+        },
+        Write::CreateCompanies {
+            companies: vec![branch],
+            request: None,
+        },
+        Write::CreateCompanies {
+            companies: vec![company("a", 1)],
+            request: None,
+        },
+        Write::CreateCompanies {
+            companies: vec![in_park("a", 10)],
+            request: Some(request),
+        },
+        delete_park(),
+        delete("companies/a", Some(3)),
+        delete("companies/b", None),
+        delete("companies/a", Some(3)),
+        delete_park(),
+    ];
+    let n = writes.len();
+    // Queue every write (a first poll sends it) before releasing the writer.
+    let mut pending: Vec<_> = writes
+        .into_iter()
+        .map(|w| {
+            let store = store.clone();
+            Box::pin(async move { store.write(w).await })
+        })
+        .collect();
+    for fut in &mut pending {
+        std::future::poll_fn(|cx| {
+            assert!(fut.as_mut().poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await;
+    }
+    release_tx.send(()).unwrap();
+    assert_eq!(first.await.unwrap().unwrap().revision, 1);
+    let mut out = Vec::new();
+    for fut in pending {
+        out.push(fut.await);
+    }
+    assert_eq!(*groups.lock().unwrap(), vec![1, n], "one group behind the first");
+
+    let revision = |i: usize| out[i].as_ref().unwrap().revision;
+    assert_eq!(revision(0), 2);
+    assert_eq!(revision(1), 3, "the update saw the created company");
+    assert_eq!(revision(2), 4, "the branch saw its parent");
+    assert!(
+        matches!(out[3], Err(StoreError::AlreadyExists { .. })),
+        "{:?}",
+        out[3]
+    );
+    let replayed = out[4].as_ref().unwrap();
+    assert!(replayed.replayed, "the retry saw its request's record");
+    assert_eq!(replayed.entities, out[0].as_ref().unwrap().entities);
+    assert!(
+        matches!(&out[5], Err(StoreError::InUse { by, .. }) if by == "companies/a"),
+        "{:?}",
+        out[5]
+    );
+    assert!(
+        matches!(&out[6], Err(StoreError::InUse { by, .. }) if by == "companies/b"),
+        "{:?}",
+        out[6]
+    );
+    assert_eq!(revision(7), 5);
+    assert_eq!(revision(8), 6, "a branch deleted earlier in the group frees its parent");
+    assert_eq!(revision(9), 7, "companies deleted earlier in the group free the park");
+
+    let check = |store: &Store| {
+        assert_eq!(store.revision(), 7);
+        assert_eq!(store.company_count().unwrap(), 0);
+        assert!(state(store).is_empty());
+        let events = store.read_changes((2, 0), 100).unwrap().events;
+        let seen: Vec<_> = events.iter().map(|e| (e.revision, images(e))).collect();
+        assert_eq!(
+            seen,
+            vec![
+                (2, (None, Some((10, 2)))),
+                (3, (Some((10, 2)), Some((20, 3)))),
+                (4, (None, Some((1, 4)))),
+                (5, (Some((1, 4)), None)),
+                (6, (Some((20, 3)), None)),
+                (7, (None, None)),
+            ],
+            "each revision keeps its own images"
+        );
+    };
+    check(&store);
+    store.close().await.unwrap();
+    drop(store);
+    check(&open(dir.path(), Durability::Fsync));
+}
