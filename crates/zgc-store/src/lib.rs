@@ -5,11 +5,12 @@
 //! `changes` (the change log, by revision), `requests` (idempotency keys)
 //! and `meta` (revision counter, store id, counters, secrets).
 //!
-//! Every [`Write`] goes through one writer thread, which applies it as ONE
-//! multi-tree sled transaction (entity, indexes, counters, change log,
-//! idempotency record and revision move together or not at all), then makes
-//! a whole group of such transactions durable with one flush (and fsync)
-//! before any of them is acknowledged: group commit.
+//! Every [`Write`] goes through one writer thread. It takes the queued
+//! writes as a group, plans each on top of the ones before it, applies the
+//! group as ONE multi-tree sled transaction (entities, indexes, counters,
+//! change log, idempotency records and revision move together or not at
+//! all), then makes it durable with one flush (and fsync) before any of
+//! them is acknowledged: group commit.
 //!
 //! This crate knows nothing of gRPC; it speaks in protobuf messages from
 //! `zgc-proto` and typed [`StoreError`]s.
