@@ -33,7 +33,6 @@ impl Changes {
         self.0.extend(later.0);
     }
 
-
     /// The changes as one sled batch, to apply atomically.
     pub fn to_batch(&self) -> sled::Batch {
         let mut batch = sled::Batch::default();

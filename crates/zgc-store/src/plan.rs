@@ -105,7 +105,10 @@ pub fn plan(
 
 /// The original outcome of a retried request, or `None` for a new one.
 fn replay(view: View<'_>, request: &RequestKey) -> Result<Option<WriteOutcome>, StoreError> {
-    let Some(bytes) = view.requests().get(keys::request_key(&request.request_id))? else {
+    let Some(bytes) = view
+        .requests()
+        .get(keys::request_key(&request.request_id))?
+    else {
         return Ok(None);
     };
     let record = codec::decode_request(&bytes)?;

@@ -538,7 +538,11 @@ async fn a_group_plans_each_write_on_top_of_the_ones_before_it() {
     for fut in pending {
         out.push(fut.await);
     }
-    assert_eq!(*groups.lock().unwrap(), vec![1, n], "one group behind the first");
+    assert_eq!(
+        *groups.lock().unwrap(),
+        vec![1, n],
+        "one group behind the first"
+    );
 
     let revision = |i: usize| out[i].as_ref().unwrap().revision;
     assert_eq!(revision(0), 2);
@@ -563,8 +567,16 @@ async fn a_group_plans_each_write_on_top_of_the_ones_before_it() {
         out[6]
     );
     assert_eq!(revision(7), 5);
-    assert_eq!(revision(8), 6, "a branch deleted earlier in the group frees its parent");
-    assert_eq!(revision(9), 7, "companies deleted earlier in the group free the park");
+    assert_eq!(
+        revision(8),
+        6,
+        "a branch deleted earlier in the group frees its parent"
+    );
+    assert_eq!(
+        revision(9),
+        7,
+        "companies deleted earlier in the group free the park"
+    );
 
     let check = |store: &Store| {
         assert_eq!(store.revision(), 7);
