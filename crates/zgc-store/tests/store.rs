@@ -420,56 +420,109 @@ async fn a_format_1_store_is_read_and_upgraded_and_a_newer_one_refused() {
     }
 }
 
+/// A store whose writer is held on its first commit (a park, revision 1)
+/// until [`Held::commit_queued`] has queued the given writes behind it,
+/// so they are taken as groups exactly as the queue holds them.
+struct Held {
+    store: std::sync::Arc<Store>,
+    groups: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+    first: tokio::task::JoinHandle<Result<zgc_store::WriteOutcome, StoreError>>,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+impl Held {
+    async fn open(dir: &std::path::Path) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        use zgc_store::CommitHook;
+
+        let groups = Arc::new(Mutex::new(Vec::new()));
+        let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let entered = Mutex::new(Some(entered_tx));
+        let release_rx = Mutex::new(release_rx);
+        let held = AtomicBool::new(false);
+        let recorded = groups.clone();
+        let mut config = StoreConfig::new(dir);
+        config.on_commit = Some(CommitHook(Arc::new(move |n, _| {
+            recorded.lock().unwrap().push(n);
+            if !held.swap(true, Ordering::SeqCst) {
+                if let Some(tx) = entered.lock().unwrap().take() {
+                    let _ = tx.send(());
+                }
+                let _ = release_rx.lock().unwrap().recv();
+            }
+        })));
+        let store = Arc::new(Store::open(config).unwrap());
+        let first = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .write(Write::CreatePark {
+                        park: Park {
+                            name: "parks/p".into(),
+                            ..Default::default()
+                        },
+                        request: None,
+                    })
+                    .await
+            }
+        });
+        entered_rx.await.unwrap();
+        Self {
+            store,
+            groups,
+            first,
+            release: release_tx,
+        }
+    }
+
+    /// Queues `writes` (a first poll sends each), releases the writer, and
+    /// returns their answers and the sizes of the groups committed.
+    async fn commit_queued(
+        self,
+        writes: Vec<Write>,
+    ) -> (
+        Vec<Result<zgc_store::WriteOutcome, StoreError>>,
+        Vec<usize>,
+        std::sync::Arc<Store>,
+    ) {
+        use std::future::Future;
+        let mut pending: Vec<_> = writes
+            .into_iter()
+            .map(|w| {
+                let store = self.store.clone();
+                Box::pin(async move { store.write(w).await })
+            })
+            .collect();
+        for fut in &mut pending {
+            std::future::poll_fn(|cx| {
+                assert!(fut.as_mut().poll(cx).is_pending());
+                std::task::Poll::Ready(())
+            })
+            .await;
+        }
+        self.release.send(()).unwrap();
+        assert_eq!(self.first.await.unwrap().unwrap().revision, 1);
+        let mut out = Vec::new();
+        for fut in pending {
+            out.push(fut.await);
+        }
+        let groups = self.groups.lock().unwrap().clone();
+        (out, groups, self.store)
+    }
+}
+
 /// Writes queued while the writer is busy are committed as one group, in
 /// one transaction. Each is planned on top of the group's earlier ones:
 /// what they create, change, delete, count and remember is seen by the
 /// writes after them before any of it is committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_plans_each_write_on_top_of_the_ones_before_it() {
-    use std::future::Future;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
-    use zgc_store::{CommitHook, RequestKey};
+    use zgc_store::RequestKey;
 
     let dir = tempfile::tempdir().unwrap();
-    let groups = Arc::new(Mutex::new(Vec::new()));
-    let (entered_tx, entered_rx) = tokio::sync::oneshot::channel::<()>();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let entered = Mutex::new(Some(entered_tx));
-    let release = Mutex::new(release_rx);
-    let held = AtomicBool::new(false);
-    let recorded = groups.clone();
-    let mut config = StoreConfig::new(dir.path());
-    // The first commit holds the writer until the test has queued the
-    // group behind it.
-    config.on_commit = Some(CommitHook(Arc::new(move |n, _| {
-        recorded.lock().unwrap().push(n);
-        if !held.swap(true, Ordering::SeqCst) {
-            if let Some(tx) = entered.lock().unwrap().take() {
-                let _ = tx.send(());
-            }
-            let _ = release.lock().unwrap().recv();
-        }
-    })));
-    let store = Arc::new(Store::open(config).unwrap());
-
-    let park = Park {
-        name: "parks/p".into(),
-        ..Default::default()
-    };
-    let first = tokio::spawn({
-        let store = store.clone();
-        async move {
-            store
-                .write(Write::CreatePark {
-                    park,
-                    request: None,
-                })
-                .await
-        }
-    });
-    entered_rx.await.unwrap();
-
+    let held = Held::open(dir.path()).await;
     let in_park = |id: &str, employees| Company {
         park: "parks/p".into(),
         ..company(id, employees)
@@ -517,32 +570,8 @@ async fn a_group_plans_each_write_on_top_of_the_ones_before_it() {
         delete_park(),
     ];
     let n = writes.len();
-    // Queue every write (a first poll sends it) before releasing the writer.
-    let mut pending: Vec<_> = writes
-        .into_iter()
-        .map(|w| {
-            let store = store.clone();
-            Box::pin(async move { store.write(w).await })
-        })
-        .collect();
-    for fut in &mut pending {
-        std::future::poll_fn(|cx| {
-            assert!(fut.as_mut().poll(cx).is_pending());
-            std::task::Poll::Ready(())
-        })
-        .await;
-    }
-    release_tx.send(()).unwrap();
-    assert_eq!(first.await.unwrap().unwrap().revision, 1);
-    let mut out = Vec::new();
-    for fut in pending {
-        out.push(fut.await);
-    }
-    assert_eq!(
-        *groups.lock().unwrap(),
-        vec![1, n],
-        "one group behind the first"
-    );
+    let (out, groups, store) = held.commit_queued(writes).await;
+    assert_eq!(groups, vec![1, n], "one group behind the first");
 
     let revision = |i: usize| out[i].as_ref().unwrap().revision;
     assert_eq!(revision(0), 2);
@@ -601,4 +630,28 @@ async fn a_group_plans_each_write_on_top_of_the_ones_before_it() {
     store.close().await.unwrap();
     drop(store);
     check(&open(dir.path(), Durability::Fsync));
+}
+
+/// A group takes no further write once it holds 4,096 entities, so the
+/// changes it keeps in memory until it commits stay bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_stops_taking_writes_once_it_holds_4096_entities() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = Held::open(dir.path()).await;
+    let batches: Vec<Write> = (0..6)
+        .map(|b| Write::CreateCompanies {
+            companies: (0..1000)
+                .map(|i| company(&format!("c{b}-{i}"), 1))
+                .collect(),
+            request: None,
+        })
+        .collect();
+    let (out, groups, store) = held.commit_queued(batches).await;
+    assert!(out.iter().all(Result::is_ok), "{out:?}");
+    assert_eq!(
+        groups,
+        vec![1, 5, 1],
+        "the fifth batch takes the group past 4,096 companies; the sixth waits"
+    );
+    assert_eq!(store.company_count().unwrap(), 6000);
 }
