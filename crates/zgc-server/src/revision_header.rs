@@ -93,8 +93,30 @@ where
         if !response.headers().contains_key(REVISION_HEADER) {
             response
                 .headers_mut()
-                .insert(REVISION_HEADER, HeaderValue::from(*this.revision));
+                .insert(REVISION_HEADER, header_value(*this.revision));
         }
         Poll::Ready(Ok(response))
     }
+}
+
+thread_local! {
+    /// The last revision's header value on this thread: between writes
+    /// every response carries the same one, and a clone is a reference
+    /// count where formatting it allocates.
+    static LAST: std::cell::RefCell<Option<(u64, HeaderValue)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn header_value(revision: u64) -> HeaderValue {
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((r, value)) if *r == revision => value.clone(),
+            _ => {
+                let value = HeaderValue::from(revision);
+                *last = Some((revision, value.clone()));
+                value
+            }
+        }
+    })
 }

@@ -225,6 +225,9 @@ pub(crate) struct Inner {
     current: RwLock<Option<Arc<Shared>>>,
     /// The last durable revision; watchers follow it.
     durable: watch::Sender<u64>,
+    /// The same, for readers that only need its value (every response
+    /// carries it): a load, where the watch's borrow takes a lock.
+    durable_revision: AtomicU64,
     status: watch::Sender<StoreStatus>,
     compact_revision: AtomicU64,
     store_id: String,
@@ -238,6 +241,12 @@ impl Inner {
             Err(poisoned) => poisoned.into_inner(),
         };
         *current = shared;
+    }
+
+    /// Publishes `revision` as the last durable one.
+    pub(crate) fn publish_durable(&self, revision: u64) {
+        self.durable_revision.store(revision, Ordering::Release);
+        self.durable.send_replace(revision);
     }
 }
 
@@ -260,6 +269,7 @@ impl Store {
         let inner = Arc::new(Inner {
             current: RwLock::new(None),
             durable: watch::channel(opened.revision).0,
+            durable_revision: AtomicU64::new(opened.revision),
             status: watch::channel(StoreStatus::Ready).0,
             compact_revision: AtomicU64::new(opened.compact_revision),
             store_id: opened.store_id.clone(),
@@ -318,7 +328,7 @@ impl Store {
 
     /// The last durable revision.
     pub fn revision(&self) -> u64 {
-        *self.inner.durable.borrow()
+        self.inner.durable_revision.load(Ordering::Acquire)
     }
 
     /// Follows the durable revision.

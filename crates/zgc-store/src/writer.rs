@@ -327,7 +327,7 @@ impl Writer {
                         .store(opened.compact_revision, Ordering::Release);
                     let revision = opened.revision;
                     let reopened = Generation::install(&self.inner, opened);
-                    self.inner.durable.send_replace(revision);
+                    self.inner.publish_durable(revision);
                     self.inner.status.send_replace(StoreStatus::Ready);
                     tracing::info!(
                         generation,
@@ -399,7 +399,7 @@ impl Writer {
         match durable {
             Ok(()) => {
                 if wrote {
-                    self.inner.durable.send_replace(revision);
+                    self.inner.publish_durable(revision);
                 }
                 for (reply, result) in answers {
                     let _ = reply.send(result);
