@@ -10,10 +10,23 @@ use zgc_proto::registry::v1::{Company, Entity, Park, entity};
 use zgc_proto::types::v1::Location;
 use zgc_store::{Durability, Store, StoreConfig, StoreError, Write};
 
+/// Opens the store in `dir`. Right after a store there was closed in this
+/// process, sled's I/O threads may hold its file (and so its lock) for a
+/// moment after their last write has completed: the open is retried while
+/// the directory is locked, for up to 30 s, which only a leaked handle
+/// would exhaust.
 fn open(dir: &std::path::Path, durability: Durability) -> Store {
     let mut config = StoreConfig::new(dir);
     config.durability = durability;
-    Store::open(config).unwrap()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match Store::open(config.clone()) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other.unwrap(),
+        }
+    }
 }
 
 fn company(id: &str, employees: i32) -> Company {
