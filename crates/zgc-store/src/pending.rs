@@ -102,6 +102,9 @@ impl<'a> View<'a> {
     }
 }
 
+/// A range's entries, in key order.
+pub type Entries<'a> = Box<dyn Iterator<Item = Result<(IVec, IVec), StoreError>> + 'a>;
+
 /// One tree as committed, with its pending changes on top.
 #[derive(Clone, Copy)]
 pub struct TreeView<'a> {
@@ -126,21 +129,32 @@ impl<'a> TreeView<'a> {
         Ok(self.get(key)?.is_some())
     }
 
-    /// The entries with keys in `start..end`, in key order.
-    pub fn range(&self, start: &[u8], end: &[u8]) -> Result<Vec<(IVec, IVec)>, StoreError> {
+    /// The entries with keys in `start..end`, in key order. Read lazily
+    /// from the tree when nothing in the range is pending (the usual case:
+    /// a caller may stop at the first entry it looks for), merged otherwise.
+    pub fn range(&self, start: &[u8], end: &[u8]) -> Result<Entries<'a>, StoreError> {
+        let bounds = (Bound::Included(start), Bound::Excluded(end));
+        let mut pending = self.pending.0.range::<[u8], _>(bounds).peekable();
+        if pending.peek().is_none() {
+            return Ok(Box::new(
+                self.tree
+                    .range(start..end)
+                    .map(|item| item.map_err(StoreError::from)),
+            ));
+        }
         let mut merged = BTreeMap::new();
         for item in self.tree.range(start..end) {
             let (key, value) = item?;
             merged.insert(key, Some(value));
         }
-        let bounds = (Bound::Included(start), Bound::Excluded(end));
-        for (key, value) in self.pending.0.range::<[u8], _>(bounds) {
+        for (key, value) in pending {
             merged.insert(IVec::from(key.as_slice()), value.clone());
         }
-        Ok(merged
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k, v)))
-            .collect())
+        Ok(Box::new(
+            merged
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| Ok((k, v)))),
+        ))
     }
 
     /// The smallest key starting with `prefix`, if any.

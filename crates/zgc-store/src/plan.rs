@@ -120,7 +120,8 @@ fn replay(view: View<'_>, request: &RequestKey) -> Result<Option<WriteOutcome>, 
     let mut entities = Vec::new();
     let start = keys::change_key(record.revision, 0);
     let end = keys::change_key(record.revision + 1, 0);
-    for (key, value) in view.changes().range(&start, &end)? {
+    for item in view.changes().range(&start, &end)? {
+        let (key, value) = item?;
         let event = log::read(&view, None, &key, &value)?;
         entities.extend(event.after);
     }
@@ -205,7 +206,8 @@ impl Builder<'_> {
     fn write_out_pointer(&mut self, id: &str, current: &Company) -> Result<(), StoreError> {
         let start = keys::change_key(current.revision, 0);
         let end = keys::change_key(current.revision + 1, 0);
-        for (key, value) in self.view.changes().range(&start, &end)? {
+        for item in self.view.changes().range(&start, &end)? {
+            let (key, value) = item?;
             // A batch's revision may hold a thousand entries: only the one
             // pointing here is decoded.
             if let Some((to, event)) = log::split_pointer(&value)?
