@@ -6,6 +6,12 @@
 //! Run as its own process (`zgc-bench echo-server`) so it is measured like
 //! the real servers.
 //!
+//! The suite runs it twice: bare, for the throughput baselines, and
+//! observed (`--metrics-listen`), with the one layer that times every call
+//! of the services, for the transport's own server-side latency under the
+//! same load. The timed echo is never a throughput baseline: the layer's
+//! cost would flatter the ratios.
+//!
 //! Its replies are real answers the suite read from the servers before it
 //! started this one (`--replies`), so each scenario is measured against a
 //! transport baseline with its own payload. It has two methods:
@@ -29,6 +35,8 @@ use tonic::{Request, Response, Status};
 use zgc_proto::registry::v1::{Company, GetCompanyRequest};
 use zgc_proto::stats::v1::{GetSummaryRequest, Scope, Summary};
 use zgc_server::encoded::{Encoded, EncodedCodec};
+use zgc_server::metrics::Metrics;
+use zgc_server::observe::ObserveLayer;
 
 /// The company echo's path.
 pub const PATH: &str = "/zgc.bench.v1.Echo/Echo";
@@ -157,16 +165,32 @@ fn invalid(e: prost::DecodeError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-/// Serves the echo service on `listener` forever.
+/// Serves the echo service on `listener` forever. With `observed`, every
+/// call passes the layer that times the services' calls
+/// ([`zgc_server::observe`]) and lands in `observed`'s latency histogram:
+/// the transport's own server-side latency, measured as the services'
+/// is.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     echo: Echo,
+    observed: Option<Arc<Metrics>>,
 ) -> Result<(), tonic::transport::Error> {
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
-        .add_service(echo)
-        .serve_with_incoming(incoming)
-        .await
+    match observed {
+        None => {
+            tonic::transport::Server::builder()
+                .add_service(echo)
+                .serve_with_incoming(incoming)
+                .await
+        }
+        Some(metrics) => {
+            tonic::transport::Server::builder()
+                .layer(ObserveLayer::new(metrics))
+                .add_service(echo)
+                .serve_with_incoming(incoming)
+                .await
+        }
+    }
 }
 
 #[cfg(test)]

@@ -36,6 +36,16 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Says where `listener` listens, as the JSON log line the services write
+/// and the suite waits for.
+fn announce(message: &str, listener: &tokio::net::TcpListener) {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    eprintln!("{}", serde_json::json!({"message": message, "addr": addr}));
+}
+
 /// The zgc benchmark suite.
 #[derive(Debug, Parser)]
 #[command(name = "zgc-bench", version)]
@@ -58,6 +68,11 @@ enum Command {
         /// summaries.
         #[arg(long)]
         replies: Option<PathBuf>,
+        /// Time every call with the services' own layer and serve the
+        /// latency histogram at `/metrics` here (the transport's
+        /// server-side latency; never a throughput baseline).
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Render the Markdown report of an earlier run's `results.json`.
     Report {
@@ -83,7 +98,11 @@ fn report(results: &std::path::Path, markdown: &std::path::Path) -> Result<(), S
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::EchoServer { listen, replies }) => {
+        Some(Command::EchoServer {
+            listen,
+            replies,
+            metrics_listen,
+        }) => {
             let replies = match replies.as_deref().map(echo::read_replies) {
                 None => echo::Replies {
                     company: scenarios::sample_company(),
@@ -102,16 +121,25 @@ async fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let addr = listener
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default();
-            eprintln!(
-                "{}",
-                serde_json::json!({"message": "listening", "addr": addr})
-            );
+            let observed = match metrics_listen {
+                None => None,
+                Some(at) => match tokio::net::TcpListener::bind(at).await {
+                    Ok(l) => {
+                        announce("metrics listening", &l);
+                        let metrics = zgc_server::metrics::Metrics::new();
+                        let stop = tokio_util::sync::CancellationToken::new();
+                        zgc_server::metrics::spawn(Some(l), metrics.clone(), stop);
+                        Some(metrics)
+                    }
+                    Err(e) => {
+                        eprintln!("zgc-bench echo-server: cannot listen on {at}: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            };
+            announce("listening", &listener);
             let echo = echo::Echo::new(&replies);
-            match echo::serve(listener, echo).await {
+            match echo::serve(listener, echo, observed).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("zgc-bench echo-server: {e}");

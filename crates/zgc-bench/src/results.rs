@@ -136,12 +136,13 @@ impl Results {
     }
 
     /// The transport baseline a scenario's throughput is compared with:
-    /// for `summary/<scope>`, the echo of that scope's own summary when the
-    /// run has it; otherwise `echo` (a company-sized reply). Only a
-    /// baseline with throughput counts.
+    /// for `summary/<scope>` (and the timed echo beside it), the echo of
+    /// that scope's own summary when the run has it; otherwise `echo` (a
+    /// company-sized reply). Only a baseline with throughput counts.
     pub fn baseline(&self, scenario: &str) -> Option<&Scenario> {
         scenario
             .strip_prefix("summary/")
+            .or_else(|| scenario.strip_prefix("observed-echo/summary/"))
             .and_then(|label| self.scenario(&summary_echo_name(label)))
             .or_else(|| self.scenario("echo"))
             .filter(|s| s.throughput_per_s.median > 0.0)
@@ -151,6 +152,11 @@ impl Results {
 /// The name of the echo baseline of the summary scenario of `label`.
 pub fn summary_echo_name(label: &str) -> String {
     format!("echo/summary/{label}")
+}
+
+/// The name of the timed echo beside the summary scenario of `label`.
+pub fn observed_echo_name(label: &str) -> String {
+    format!("observed-echo/summary/{label}")
 }
 
 #[cfg(test)]

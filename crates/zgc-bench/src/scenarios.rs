@@ -24,10 +24,20 @@ pub type Call =
 pub enum Target {
     /// The bare tonic echo server.
     Echo,
+    /// The echo server timing its calls with the services' own layer.
+    ObservedEcho,
     /// zgc-registry.
     Registry,
     /// zgc-stats.
     Stats,
+}
+
+impl Target {
+    /// Whether scenarios on this server are baselines, measured for what
+    /// the services are compared with.
+    pub fn is_baseline(self) -> bool {
+        matches!(self, Self::Echo | Self::ObservedEcho)
+    }
 }
 
 /// A load scenario.
@@ -293,14 +303,34 @@ pub fn echo_summary(label: &str, scope: Scope) -> Scenario {
         ),
         target: Target::Echo,
         method: None,
-        call: Arc::new(move |ch, _| {
-            let request = GetSummaryRequest {
-                scope: Some(scope.clone()),
-                min_revision: 0,
-            };
-            echo_call::<_, Summary>(ch, crate::echo::SUMMARY_PATH, request).boxed()
-        }),
+        call: summary_echo_call(scope),
     }
+}
+
+/// The transport's own server-side latency beside a GetSummary scenario:
+/// the calls of [`echo_summary`], to the echo server that times them with
+/// the layer the services time theirs with.
+pub fn observed_echo_summary(label: &str, scope: Scope) -> Scenario {
+    Scenario {
+        name: crate::results::observed_echo_name(label),
+        description: format!(
+            "the echo of the summary of {}, timed like the services' calls",
+            describe(&scope)
+        ),
+        target: Target::ObservedEcho,
+        method: Some(("zgc.bench.v1.Echo", "EchoSummary")),
+        call: summary_echo_call(scope),
+    }
+}
+
+fn summary_echo_call(scope: Scope) -> Call {
+    Arc::new(move |ch, _| {
+        let request = GetSummaryRequest {
+            scope: Some(scope.clone()),
+            min_revision: 0,
+        };
+        echo_call::<_, Summary>(ch, crate::echo::SUMMARY_PATH, request).boxed()
+    })
 }
 
 fn describe(scope: &Scope) -> String {

@@ -158,9 +158,11 @@ fn stats_args(registry: SocketAddr) -> Vec<String> {
 /// The servers under load, and connections to each.
 struct Servers {
     echo: Server,
+    observed_echo: Server,
     registry: Server,
     stats: Server,
     to_echo: Vec<Channel>,
+    to_observed_echo: Vec<Channel>,
     to_registry: Vec<Channel>,
     to_stats: Vec<Channel>,
 }
@@ -169,6 +171,7 @@ impl Servers {
     fn of(&self, target: Target) -> (&Server, &[Channel]) {
         match target {
             Target::Echo => (&self.echo, &self.to_echo),
+            Target::ObservedEcho => (&self.observed_echo, &self.to_observed_echo),
             Target::Registry => (&self.registry, &self.to_registry),
             Target::Stats => (&self.stats, &self.to_stats),
         }
@@ -484,16 +487,16 @@ impl Options {
         self.only.is_empty() || self.only.iter().any(|n| n == name)
     }
 
-    /// The scenarios of `group` (its baseline first, then what is compared
-    /// with it) that `--only` leaves in: those it names, and the baseline
-    /// whenever something compared with it runs.
+    /// The scenarios of `group` (its baselines, then what is compared with
+    /// them) that `--only` leaves in: those it names, and the baselines
+    /// whenever something compared with them runs.
     fn wanted<'a>(&self, group: &'a [Scenario]) -> Vec<&'a Scenario> {
-        let compared = group.iter().skip(1).any(|s| self.wants(&s.name));
+        let compared = group
+            .iter()
+            .any(|s| !s.target.is_baseline() && self.wants(&s.name));
         group
             .iter()
-            .enumerate()
-            .filter(|(i, s)| self.wants(&s.name) || (*i == 0 && compared))
-            .map(|(_, s)| s)
+            .filter(|s| self.wants(&s.name) || (s.target.is_baseline() && compared))
             .collect()
     }
 }
@@ -574,19 +577,24 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
     let mut echo_args = strings(&["echo-server", "--listen", "127.0.0.1:0", "--replies"]);
     echo_args.push(replies_file.display().to_string());
     let echo = Server::spawn(&std::env::current_exe()?, &echo_args).await?;
+    echo_args.extend(strings(&["--metrics-listen", "127.0.0.1:0"]));
+    let observed_echo = Server::spawn(&std::env::current_exe()?, &echo_args).await?;
     let servers = Servers {
         to_echo: channels(echo.addr, o.connections).await?,
+        to_observed_echo: channels(observed_echo.addr, o.connections).await?,
         to_registry: channels(registry.addr, o.connections).await?,
         to_stats: channels(stats.addr, o.connections).await?,
         echo,
+        observed_echo,
         registry,
         stats,
     };
 
     // Reads first, on the imported data.
     let names = Arc::new(loaded.names);
-    // Groups, each baseline first; a group's runs take turns: GetCompany
-    // with its echo, each summary with the echo of its own payload.
+    // Groups, baselines first; a group's runs take turns: GetCompany with
+    // its echo, each summary with the echo of its own payload and that
+    // echo timed as the services time their calls.
     let mut reads = vec![
         vec![scenarios::echo(), scenarios::get(names.clone())],
         vec![scenarios::list(&loaded.busiest)],
@@ -594,6 +602,7 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
     for (label, scope) in scopes {
         reads.push(vec![
             scenarios::echo_summary(&label, scope.clone()),
+            scenarios::observed_echo_summary(&label, scope.clone()),
             scenarios::summary(&label, scope),
         ]);
     }
@@ -715,6 +724,7 @@ mod tests {
         let get = [scenarios::echo(), scenarios::get(Arc::new(vec![]))];
         let all = [
             scenarios::echo_summary("all", scope.clone()),
+            scenarios::observed_echo_summary("all", scope.clone()),
             scenarios::summary("all", scope),
         ];
 
@@ -724,7 +734,17 @@ mod tests {
 
         let o = options(&["--only", "echo,summary/all"]);
         assert_eq!(names(&o.wanted(&get)), ["echo"], "a baseline alone");
-        assert_eq!(names(&o.wanted(&all)), ["echo/summary/all", "summary/all"]);
+        assert_eq!(
+            names(&o.wanted(&all)),
+            [
+                "echo/summary/all",
+                "observed-echo/summary/all",
+                "summary/all"
+            ]
+        );
+
+        let o = options(&["--only", "observed-echo/summary/all"]);
+        assert_eq!(names(&o.wanted(&all)), ["observed-echo/summary/all"]);
 
         let everything = options(&[]);
         assert_eq!(everything.wanted(&get).len(), 2);
