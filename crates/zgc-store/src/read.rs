@@ -75,9 +75,15 @@ impl Store {
     }
 
     /// The company with this ID as it is stored: its protobuf encoding,
-    /// for answers that pass it on without decoding it.
-    pub fn get_company_encoded(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.shared()?.trees.companies.get(id)?.map(|v| v.to_vec()))
+    /// for answers that pass it on without decoding it. The bytes are
+    /// sled's own, not a copy.
+    pub fn get_company_encoded(&self, id: &str) -> Result<Option<bytes::Bytes>, StoreError> {
+        Ok(self
+            .shared()?
+            .trees
+            .companies
+            .get(id)?
+            .map(bytes::Bytes::from_owner))
     }
 
     /// Parks in ID order, starting after `after_id`.

@@ -87,7 +87,7 @@ impl Registry {
             return Err(ApiError::invalid("name", "must be `companies/{id}`").into());
         };
         match self.store.get_company_encoded(id).map_err(ApiError::from)? {
-            Some(stored) => Ok(Response::new(Encoded::trusted(stored.into()))),
+            Some(stored) => Ok(Response::new(Encoded::trusted(stored))),
             None => Err(ApiError::NotFound(name).into()),
         }
     }
