@@ -356,6 +356,18 @@ fn record(exp: &Mutex<Expectations>, name: &str, state: Option<Company>, revisio
 /// (with etags) and deletes its own companies, one call at a time,
 /// recording what was acknowledged. Stops at its first failed call (the
 /// registry was killed).
+/// Whether a writer goes on after a failed call: never. A failure is the
+/// kill (the connection drops, and the call fails at once); a call that
+/// ran into the client's deadline instead hung on a live registry, and
+/// fails the test, naming it.
+fn stopped(writer: &str, call: &str, e: &tonic::Status) -> bool {
+    assert!(
+        !(e.code() == tonic::Code::Cancelled && e.message() == "Timeout expired"),
+        "writer {writer}: {call} got no answer in {PATIENCE:?} from a live registry"
+    );
+    false
+}
+
 async fn writer(
     mut c: Client,
     id: String,
@@ -395,7 +407,7 @@ async fn writer(
                     mine[i] = updated;
                     true
                 }
-                Err(_) => false,
+                Err(e) => stopped(&id, "UpdateCompany", &e),
             }
         } else if op == 4
             && mine.len() > 3
@@ -427,7 +439,7 @@ async fn writer(
                     record(&exp, &before.name, None, rev);
                     true
                 }
-                Err(_) => false,
+                Err(e) => stopped(&id, "DeleteCompany", &e),
             }
         } else if op == 2 {
             // A server-assigned ID, made safe to retry by a request ID.
@@ -454,7 +466,7 @@ async fn writer(
                     mine.push(co);
                     true
                 }
-                Err(_) => false,
+                Err(e) => stopped(&id, "CreateCompany", &e),
             }
         } else {
             let size = if op == 1 { 5 } else { 1 };
@@ -512,7 +524,7 @@ async fn writer(
                     }
                     true
                 }
-                Err(_) => false,
+                Err(e) => stopped(&id, "BatchCreateCompanies", &e),
             }
         };
         if !ok {

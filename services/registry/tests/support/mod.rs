@@ -135,8 +135,12 @@ pub async fn spawn(mut cmd: Command) -> Running {
             }
         }
     });
+    // Every call has a deadline, so a call that never returns fails its
+    // test where it was made instead of stalling it until the runner's
+    // timeout.
     let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
+        .timeout(PATIENCE)
         .connect()
         .await
         .unwrap();
