@@ -16,6 +16,7 @@
 //! `zgc-proto` and typed [`StoreError`]s.
 
 mod codec;
+mod company_cache;
 mod error;
 mod keys;
 mod log;
@@ -76,6 +77,8 @@ pub struct StoreConfig {
     pub retention: u64,
     /// sled's page cache size in bytes.
     pub cache_capacity: u64,
+    /// The most bytes of companies held in memory for reads by ID (0: none).
+    pub company_cache_capacity: u64,
     /// Told about every group commit.
     pub on_commit: Option<CommitHook>,
 }
@@ -88,6 +91,7 @@ impl StoreConfig {
             durability: Durability::Fsync,
             retention: 100_000,
             cache_capacity: 128 * 1024 * 1024,
+            company_cache_capacity: 0,
             on_commit: None,
         }
     }
@@ -195,6 +199,8 @@ pub(crate) struct Shared {
     apply_lock: RwLock<()>,
     /// The last revision applied (committed in memory, maybe not durable).
     applied: AtomicU64,
+    /// Companies as stored, for reads by ID.
+    company_cache: company_cache::CompanyCache,
 }
 
 impl Write {

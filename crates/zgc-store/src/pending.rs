@@ -28,6 +28,11 @@ impl Changes {
         self.0.insert(key.as_ref().to_vec(), None);
     }
 
+    /// Each changed key with its new value (`None`: removed).
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&IVec>)> {
+        self.0.iter().map(|(k, v)| (k.as_slice(), v.as_ref()))
+    }
+
     /// Takes `later`'s changes on top of these.
     fn absorb(&mut self, later: Changes) {
         self.0.extend(later.0);

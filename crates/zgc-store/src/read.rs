@@ -66,24 +66,46 @@ impl Store {
 
     /// The company with this ID.
     pub fn get_company(&self, id: &str) -> Result<Option<Company>, StoreError> {
-        self.shared()?
-            .trees
-            .companies
-            .get(id)?
+        self.get_company_encoded(id)?
             .map(|v| codec::decode_company(&v))
             .transpose()
     }
 
     /// The company with this ID as it is stored: its protobuf encoding,
-    /// for answers that pass it on without decoding it. The bytes are
-    /// sled's own, not a copy.
+    /// for answers that pass it on without decoding it. From the company
+    /// cache when it holds it, else from sled (sled's bytes, not a copy),
+    /// filling the cache.
     pub fn get_company_encoded(&self, id: &str) -> Result<Option<bytes::Bytes>, StoreError> {
-        Ok(self
-            .shared()?
+        let shared = self.shared()?;
+        if !shared.company_cache.is_on() {
+            return Ok(shared
+                .trees
+                .companies
+                .get(id)?
+                .map(bytes::Bytes::from_owner));
+        }
+        if let Some(company) = shared.company_cache.get(id.as_bytes()) {
+            return Ok(Some(company));
+        }
+        // Filled only under the apply lock, taken without waiting: while
+        // a write applies, this read goes to sled and fills nothing (see
+        // `company_cache`).
+        let fill = shared.apply_lock.try_read().ok();
+        let stored = shared
             .trees
             .companies
             .get(id)?
-            .map(bytes::Bytes::from_owner))
+            .map(bytes::Bytes::from_owner);
+        if fill.is_some()
+            && let Some(company) = &stored
+        {
+            // A copy: sled's bytes may be a slice of a whole page, which
+            // the cache would otherwise keep alive.
+            shared
+                .company_cache
+                .set(id.as_bytes(), Some(bytes::Bytes::copy_from_slice(company)));
+        }
+        Ok(stored)
     }
 
     /// Parks in ID order, starting after `after_id`.

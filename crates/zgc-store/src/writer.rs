@@ -12,6 +12,8 @@ use std::time::SystemTime;
 use prost_types::Timestamp;
 use rand::RngCore;
 use sled::Transactional;
+
+use crate::company_cache::CompanyCache;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::keys::{self, decode_u64};
@@ -141,6 +143,7 @@ fn open_generation(config: &StoreConfig, generation: u64) -> Result<Opened, Stor
             generation,
             apply_lock: RwLock::new(()),
             applied: AtomicU64::new(revision),
+            company_cache: CompanyCache::new(config.company_cache_capacity),
         },
         log_file,
         revision,
@@ -455,6 +458,12 @@ impl Writer {
                 Ok(())
             })
             .map_err(transaction_error)?;
+        // Still under the apply lock, so no read fills in between.
+        for (id, company) in set.companies.iter() {
+            shared
+                .company_cache
+                .set(id, company.map(|c| bytes::Bytes::copy_from_slice(c)));
+        }
         shared.applied.store(revision, Ordering::Release);
         Ok(())
     }

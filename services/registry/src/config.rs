@@ -11,6 +11,12 @@ use zgc_server::ServerArgs;
 /// of what 256 MiB gives: that store does not fit either way (BENCHMARKS.md).
 pub const DEFAULT_CACHE_MB: u64 = 128;
 
+/// Companies held in memory for reads by ID by default, in MiB: none. At
+/// 1,000,000 companies, 256 MiB makes GetCompany 1.4x faster but takes the
+/// registry past 600 MB (BENCHMARKS.md); a smaller store, or a deployment
+/// with memory to spare, gains by turning it on.
+pub const DEFAULT_COMPANY_CACHE_MB: u64 = 0;
+
 /// How writes are made durable before they are acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DurabilityArg {
@@ -59,6 +65,12 @@ pub struct Config {
     /// memory; more makes reads of a store that does not fit faster.
     #[arg(long, env = "ZGC_CACHE_MB", default_value_t = DEFAULT_CACHE_MB)]
     pub cache_mb: u64,
+    /// Companies held in memory as stored, in MiB, so reads by ID
+    /// (GetCompany, BatchGetCompanies) skip sled's page cache; 0 (the
+    /// default) turns it off. Counts each company's encoded size plus
+    /// about 100 bytes: 256 holds about 900,000 typical companies.
+    #[arg(long, env = "ZGC_COMPANY_CACHE_MB", default_value_t = DEFAULT_COMPANY_CACHE_MB)]
+    pub company_cache_mb: u64,
     /// Largest request message accepted, in bytes.
     #[arg(long, env = "ZGC_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_message_bytes: usize,
@@ -89,6 +101,7 @@ impl Config {
             durability: DurabilityArg::Fsync,
             retention: 1_000_000,
             cache_mb: 64,
+            company_cache_mb: DEFAULT_COMPANY_CACHE_MB,
             max_message_bytes: 16 * 1024 * 1024,
             max_watchers: 1024,
             auth_token_file: None,
