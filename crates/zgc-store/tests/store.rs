@@ -253,6 +253,21 @@ fn images(e: &zgc_proto::registry::v1::ChangeEvent) -> (Image, Image) {
     (of(e.before.as_ref()), of(e.after.as_ref()))
 }
 
+/// Creates companies `c0` to `c{n-1}` with no employees, in one write:
+/// their IDs and its revision.
+async fn create_companies(store: &Store, n: usize) -> (Vec<String>, u64) {
+    let ids: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+    let revision = store
+        .write(Write::CreateCompanies {
+            companies: ids.iter().map(|id| company(id, 0)).collect(),
+            request: None,
+        })
+        .await
+        .unwrap()
+        .revision;
+    (ids, revision)
+}
+
 async fn update(store: &Store, id: &str, employees: i32, expected_revision: u64) -> u64 {
     store
         .write(Write::UpdateCompany {
@@ -336,15 +351,7 @@ async fn the_change_log_keeps_each_revisions_images_after_the_companies_change()
 async fn change_log_reads_racing_updates_see_each_revisions_own_images() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), Durability::None);
-    let ids: Vec<String> = (0..50).map(|i| format!("c{i}")).collect();
-    let first = store
-        .write(Write::CreateCompanies {
-            companies: ids.iter().map(|id| company(id, 0)).collect(),
-            request: None,
-        })
-        .await
-        .unwrap()
-        .revision;
+    let (ids, first) = create_companies(&store, 50).await;
     let writer = {
         let store = store.clone();
         let ids = ids.clone();
@@ -687,15 +694,7 @@ async fn reads_by_id_never_go_back_to_a_replaced_company() {
     // Room for about 5 of the 12 companies (each weighs about 250).
     config.company_cache_capacity = 5 * 250;
     let store = Store::open(config).unwrap();
-    let ids: Vec<String> = (0..12).map(|i| format!("c{i}")).collect();
-    let first = store
-        .write(Write::CreateCompanies {
-            companies: ids.iter().map(|id| company(id, 0)).collect(),
-            request: None,
-        })
-        .await
-        .unwrap()
-        .revision;
+    let (ids, first) = create_companies(&store, 12).await;
     // The employees each company was last acknowledged with: every update
     // sets a larger number than any before it.
     let acked: Arc<Vec<AtomicI32>> = Arc::new(ids.iter().map(|_| AtomicI32::new(0)).collect());
