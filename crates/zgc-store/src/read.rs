@@ -99,8 +99,8 @@ impl Store {
         if fill.is_some()
             && let Some(company) = &stored
         {
-            // A copy: sled's bytes may be a slice of a whole page, which
-            // the cache would otherwise keep alive.
+            // A copy, in one allocation of its own size, where sled's value
+            // would need a second one for its owner.
             shared
                 .company_cache
                 .set(id.as_bytes(), Some(bytes::Bytes::copy_from_slice(company)));

@@ -12,9 +12,9 @@ use std::time::SystemTime;
 use prost_types::Timestamp;
 use rand::RngCore;
 use sled::Transactional;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::company_cache::CompanyCache;
-use tokio::sync::{mpsc, oneshot};
 
 use crate::keys::{self, decode_u64};
 use crate::pending::{View, WriteSet};
