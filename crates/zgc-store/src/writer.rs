@@ -15,7 +15,6 @@ use sled::Transactional;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::company_cache::CompanyCache;
-
 use crate::keys::{self, decode_u64};
 use crate::pending::{View, WriteSet};
 use crate::plan::{self, Plan};
