@@ -321,6 +321,12 @@ async fn metrics_count_calls_by_code_and_expose_the_store() {
         sample(&body, "zgc_registry_store_bytes").unwrap() > 0.0,
         "{body}"
     );
+    // Off by default.
+    assert_eq!(
+        sample(&body, "zgc_registry_company_cache_bytes"),
+        Some(0.0),
+        "{body}"
+    );
     assert_eq!(
         sample(&body, "zgc_registry_commit_batch_writes_sum"),
         Some(3.0),
@@ -330,4 +336,68 @@ async fn metrics_count_calls_by_code_and_expose_the_store() {
         sample(&body, "zgc_registry_flush_seconds_count").unwrap() >= 1.0,
         "{body}"
     );
+}
+
+/// With `--company-cache-mb`, reads by ID come from memory and follow
+/// every write: a create fills the cache, an update is read back, and a
+/// delete leaves nothing behind, in the answers or in the cache.
+#[tokio::test]
+async fn the_company_cache_follows_every_write() {
+    use zgc_tests::{sample, scrape};
+    let registry = Registry::start_with(|c| c.company_cache_mb = 1).await;
+    let mut client = registry.client().await;
+    let cached = |body: &str| sample(body, "zgc_registry_company_cache_bytes").unwrap();
+
+    let created = client
+        .create_company(CreateCompanyRequest {
+            company: Some(company("Cached", "Hebei", "Baoding")),
+            company_id: "cached".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let body = scrape(registry.metrics_addr).await;
+    assert!(cached(&body) > 0.0, "the create is held: {body}");
+
+    async fn get(
+        client: &mut RegistryServiceClient<tonic::transport::Channel>,
+    ) -> Result<tonic::Response<Company>, tonic::Status> {
+        client
+            .get_company(GetCompanyRequest {
+                name: "companies/cached".into(),
+            })
+            .await
+    }
+    assert_eq!(get(&mut client).await.unwrap().into_inner(), created);
+    let updated = client
+        .update_company(UpdateCompanyRequest {
+            company: Some(Company {
+                name: "companies/cached".into(),
+                employees: 77,
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["employees".into()],
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.employees, 77);
+    assert_eq!(get(&mut client).await.unwrap().into_inner(), updated);
+
+    client
+        .delete_company(DeleteCompanyRequest {
+            name: "companies/cached".into(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&mut client).await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+    let body = scrape(registry.metrics_addr).await;
+    assert_eq!(cached(&body), 0.0, "the delete left nothing: {body}");
 }

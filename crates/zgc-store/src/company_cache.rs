@@ -79,7 +79,6 @@ impl CompanyCache {
     }
 
     /// Bytes held (by the weights above).
-    #[cfg(test)]
     pub(crate) fn weight(&self) -> u64 {
         self.cache.as_ref().map_or(0, Cache::weight)
     }

@@ -368,6 +368,13 @@ impl Store {
         Ok(self.shared()?.trees.db.size_on_disk()?)
     }
 
+    /// Bytes of companies the company cache holds, by its weights (each
+    /// company's ID and encoding plus a fixed allowance); 0 when it is off
+    /// or the store is reopening.
+    pub fn company_cache_bytes(&self) -> u64 {
+        self.shared().map_or(0, |s| s.company_cache.weight())
+    }
+
     /// Waits (up to `timeout`) until this is the last handle to the store,
     /// so that dropping it closes the database and releases the data
     /// directory's lock. Handles may outlive a server briefly in tasks that

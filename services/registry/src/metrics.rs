@@ -40,6 +40,7 @@ pub fn register_gauges(
     let bytes: Gauge = Gauge::default();
     let open_watchers: Gauge = Gauge::default();
     let ready: Gauge = Gauge::default();
+    let cached: Gauge = Gauge::default();
     metrics.register(
         "zgc_registry_revision",
         "The last durable revision",
@@ -60,6 +61,11 @@ pub fn register_gauges(
         "1 when the store serves, 0 while it reopens after a storage failure",
         ready.clone(),
     );
+    metrics.register(
+        "zgc_registry_company_cache_bytes",
+        "Companies held in memory for reads by ID, in bytes as the cache weighs them (0 when off)",
+        cached.clone(),
+    );
     metrics.on_scrape(move || {
         revision.set(i64::try_from(store.revision()).unwrap_or(i64::MAX));
         if let Ok(size) = store.size_on_disk() {
@@ -69,5 +75,6 @@ pub fn register_gauges(
         open_watchers.set(i64::try_from(open).unwrap_or(i64::MAX));
         let is_ready = *store.status().borrow() == zgc_store::StoreStatus::Ready;
         ready.set(i64::from(is_ready));
+        cached.set(i64::try_from(store.company_cache_bytes()).unwrap_or(i64::MAX));
     });
 }
