@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::ops::Bound;
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
 use zgc_proto::registry::v1::{ChangeEvent, Company, Park};
 
 use crate::keys::{self, decode_u64};
@@ -46,6 +47,33 @@ pub struct ChangeBatch {
     pub next: (u64, u32),
 }
 
+/// A company's encoding as the store holds it, in sled or in the cache.
+enum StoredCompany {
+    Sled(sled::IVec),
+    Cached(Bytes),
+}
+
+impl StoredCompany {
+    /// As `Bytes`, without copying.
+    fn into_bytes(self) -> Bytes {
+        match self {
+            Self::Sled(v) => Bytes::from_owner(v),
+            Self::Cached(b) => b,
+        }
+    }
+}
+
+impl std::ops::Deref for StoredCompany {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Sled(v) => v,
+            Self::Cached(b) => b,
+        }
+    }
+}
+
 fn after(id: Option<&str>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     match id {
         Some(id) => (Bound::Excluded(id.as_bytes().to_vec()), Bound::Unbounded),
@@ -66,36 +94,32 @@ impl Store {
 
     /// The company with this ID.
     pub fn get_company(&self, id: &str) -> Result<Option<Company>, StoreError> {
-        self.get_company_encoded(id)?
+        self.stored_company(id)?
             .map(|v| codec::decode_company(&v))
             .transpose()
     }
 
     /// The company with this ID as it is stored: its protobuf encoding,
-    /// for answers that pass it on without decoding it. From the company
-    /// cache when it holds it, else from sled (sled's bytes, not a copy),
-    /// filling the cache.
-    pub fn get_company_encoded(&self, id: &str) -> Result<Option<bytes::Bytes>, StoreError> {
+    /// for answers that pass it on without decoding it.
+    pub fn get_company_encoded(&self, id: &str) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.stored_company(id)?.map(StoredCompany::into_bytes))
+    }
+
+    /// The company's stored bytes, not copied: from the company cache when
+    /// it holds them, else sled's own, filling the cache.
+    fn stored_company(&self, id: &str) -> Result<Option<StoredCompany>, StoreError> {
         let shared = self.shared()?;
         if !shared.company_cache.is_on() {
-            return Ok(shared
-                .trees
-                .companies
-                .get(id)?
-                .map(bytes::Bytes::from_owner));
+            return Ok(shared.trees.companies.get(id)?.map(StoredCompany::Sled));
         }
         if let Some(company) = shared.company_cache.get(id.as_bytes()) {
-            return Ok(Some(company));
+            return Ok(Some(StoredCompany::Cached(company)));
         }
         // Filled only under the apply lock, taken without waiting: while
         // a write applies, this read goes to sled and fills nothing (see
         // `company_cache`).
         let fill = shared.apply_lock.try_read().ok();
-        let stored = shared
-            .trees
-            .companies
-            .get(id)?
-            .map(bytes::Bytes::from_owner);
+        let stored = shared.trees.companies.get(id)?;
         if fill.is_some()
             && let Some(company) = &stored
         {
@@ -103,9 +127,9 @@ impl Store {
             // would need a second one for its owner.
             shared
                 .company_cache
-                .set(id.as_bytes(), Some(bytes::Bytes::copy_from_slice(company)));
+                .set(id.as_bytes(), Some(Bytes::copy_from_slice(company)));
         }
-        Ok(stored)
+        Ok(stored.map(StoredCompany::Sled))
     }
 
     /// Parks in ID order, starting after `after_id`.
