@@ -352,10 +352,6 @@ fn record(exp: &Mutex<Expectations>, name: &str, state: Option<Company>, revisio
     e.acked.insert(name.to_string(), state);
 }
 
-/// One writer: creates (some batched, with parks and parents), updates
-/// (with etags) and deletes its own companies, one call at a time,
-/// recording what was acknowledged. Stops at its first failed call (the
-/// registry was killed).
 /// Whether a writer goes on after a failed call: never. A failure is the
 /// kill (the connection drops, and the call fails at once); a call that
 /// ran into the client's deadline instead hung on a live registry, and
@@ -368,6 +364,10 @@ fn stopped(writer: &str, call: &str, e: &tonic::Status) -> bool {
     false
 }
 
+/// One writer: creates (some batched, with parks and parents), updates
+/// (with etags) and deletes its own companies, one call at a time,
+/// recording what was acknowledged. Stops at its first failed call (the
+/// registry was killed).
 async fn writer(
     mut c: Client,
     id: String,
