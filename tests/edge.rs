@@ -401,3 +401,61 @@ async fn the_company_cache_follows_every_write() {
     let body = scrape(registry.metrics_addr).await;
     assert_eq!(cached(&body), 0.0, "the delete left nothing: {body}");
 }
+
+#[tokio::test]
+async fn lists_past_the_scan_limit_wait_their_turn_and_all_answer() {
+    use zgc_tests::{sample, scrape};
+    // Three, not one: a default of one per CPU must not pass for the flag.
+    let registry = Registry::start_with(|c| c.max_concurrent_scans = Some(3)).await;
+    let mut client = registry.client().await;
+    for i in 0..12 {
+        client
+            .create_company(CreateCompanyRequest {
+                company: Some(Company {
+                    employees: i,
+                    ..company(&format!("Scan {i}"), "Hebei", "Baoding")
+                }),
+                company_id: format!("scan-{i:02}"),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+
+    // Sixteen pages asked for at once, more than five times the limit.
+    let lists = (0..16).map(|_| {
+        let mut client = client.clone();
+        async move {
+            client
+                .list_companies(ListCompaniesRequest {
+                    filter: "employees >= 4".into(),
+                    page_size: 5,
+                    order_by: "employees".into(),
+                    ..Default::default()
+                })
+                .await
+        }
+    });
+    for page in futures::future::join_all(lists).await {
+        let page = page.unwrap().into_inner();
+        let names: Vec<_> = page.companies.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "companies/scan-04",
+                "companies/scan-05",
+                "companies/scan-06",
+                "companies/scan-07",
+                "companies/scan-08"
+            ]
+        );
+        assert_eq!(page.total_size, 8);
+        assert!(!page.next_page_token.is_empty());
+    }
+
+    let body = scrape(registry.metrics_addr).await;
+    let gauge = |name: &str| sample(&body, name).unwrap();
+    assert_eq!(gauge("zgc_registry_scans_limit"), 3.0, "{body}");
+    assert_eq!(gauge("zgc_registry_scans_running"), 0.0, "{body}");
+    assert_eq!(gauge("zgc_registry_scans_waiting"), 0.0, "{body}");
+}

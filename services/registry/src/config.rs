@@ -81,6 +81,13 @@ pub struct Config {
     /// RESOURCE_EXHAUSTED. Each holds a task and a few responses.
     #[arg(long, env = "ZGC_MAX_WATCHERS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_watchers: u32,
+    /// Most `List*` pages read from the store at once (default: one per
+    /// CPU this process may use). A filtered page may read most of the
+    /// store on a thread of its own; the pages past the limit wait for a
+    /// running one to end, so many lists in flight share the cores without
+    /// a thread and its memory each.
+    #[arg(long, env = "ZGC_MAX_CONCURRENT_SCANS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_scans: Option<u32>,
     /// Seconds between progress marks on an idle WatchChanges stream.
     #[arg(long, env = "ZGC_WATCH_PROGRESS_SECS", default_value_t = 3)]
     pub watch_progress_secs: u64,
@@ -107,6 +114,7 @@ impl Config {
             company_cache_mb: DEFAULT_COMPANY_CACHE_MB,
             max_message_bytes: 16 * 1024 * 1024,
             max_watchers: 1024,
+            max_concurrent_scans: None,
             auth_token_file: None,
             watch_progress_secs: 3,
             server: ServerArgs::default(),

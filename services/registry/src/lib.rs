@@ -15,11 +15,13 @@ pub mod listing;
 pub mod mask;
 pub mod metrics;
 pub mod resource;
+pub mod scans;
 pub mod service;
 pub mod validate;
 pub mod watch;
 
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -111,8 +113,19 @@ pub async fn serve_with(
         ..Default::default()
     };
     let max_watchers = watch.max_watchers;
-    let registry = service::Registry::new(store.clone(), watch, stop.clone());
-    metrics::register_gauges(&metrics, store.clone(), registry.watchers(), max_watchers);
+    let scans = config
+        .max_concurrent_scans
+        .and_then(|n| NonZeroUsize::new(usize::try_from(n).unwrap_or(usize::MAX)))
+        .map_or_else(scans::ScanLimit::per_cpu, scans::ScanLimit::new);
+    tracing::info!(max_concurrent_scans = scans.limit(), "scan limit");
+    let registry = service::Registry::new(store.clone(), watch, scans.clone(), stop.clone());
+    metrics::register_gauges(
+        &metrics,
+        store.clone(),
+        registry.watchers(),
+        max_watchers,
+        scans,
+    );
     let metrics_server =
         zgc_server::metrics::spawn(metrics_listener, metrics.clone(), stop.clone());
     let registry = EncodedMethod::new(

@@ -9,6 +9,8 @@ use tokio::sync::Semaphore;
 use zgc_server::metrics::{Metrics, duration_histogram, size_histogram};
 use zgc_store::{CommitHook, Store};
 
+use crate::scans::ScanLimit;
+
 /// The group-commit metrics, fed by the store's commit hook.
 pub fn commit_hook(metrics: &Metrics) -> CommitHook {
     let batch: Histogram = size_histogram();
@@ -29,18 +31,23 @@ pub fn commit_hook(metrics: &Metrics) -> CommitHook {
     }))
 }
 
-/// Gauges read from the store and the watcher limit at each scrape.
+/// Gauges read from the store, the watcher limit and the scan limit at
+/// each scrape.
 pub fn register_gauges(
     metrics: &Metrics,
     store: Store,
     watchers: Arc<Semaphore>,
     max_watchers: usize,
+    scans: ScanLimit,
 ) {
     let revision: Gauge = Gauge::default();
     let bytes: Gauge = Gauge::default();
     let open_watchers: Gauge = Gauge::default();
     let ready: Gauge = Gauge::default();
     let cached: Gauge = Gauge::default();
+    let scans_running: Gauge = Gauge::default();
+    let scans_waiting: Gauge = Gauge::default();
+    let scans_limit: Gauge = Gauge::default();
     metrics.register(
         "zgc_registry_revision",
         "The last durable revision",
@@ -66,6 +73,21 @@ pub fn register_gauges(
         "Companies held in memory for reads by ID, in bytes as the cache weighs them (0 when off)",
         cached.clone(),
     );
+    metrics.register(
+        "zgc_registry_scans_running",
+        "List pages being read from the store now",
+        scans_running.clone(),
+    );
+    metrics.register(
+        "zgc_registry_scans_waiting",
+        "List pages waiting for the scan limit",
+        scans_waiting.clone(),
+    );
+    metrics.register(
+        "zgc_registry_scans_limit",
+        "Most list pages read from the store at once",
+        scans_limit.clone(),
+    );
     metrics.on_scrape(move || {
         revision.set(i64::try_from(store.revision()).unwrap_or(i64::MAX));
         if let Ok(size) = store.size_on_disk() {
@@ -76,5 +98,8 @@ pub fn register_gauges(
         let is_ready = *store.status().borrow() == zgc_store::StoreStatus::Ready;
         ready.set(i64::from(is_ready));
         cached.set(i64::try_from(store.company_cache_bytes()).unwrap_or(i64::MAX));
+        scans_running.set(i64::try_from(scans.running()).unwrap_or(i64::MAX));
+        scans_waiting.set(i64::try_from(scans.waiting()).unwrap_or(i64::MAX));
+        scans_limit.set(i64::try_from(scans.limit()).unwrap_or(i64::MAX));
     });
 }

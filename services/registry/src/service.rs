@@ -32,6 +32,7 @@ use crate::list::{Page, Query};
 use crate::listing;
 use crate::mask;
 use crate::resource::{CompanyRecord, ParkRecord};
+use crate::scans::ScanLimit;
 use crate::validate::{self, Violations};
 use crate::watch;
 
@@ -76,6 +77,8 @@ pub struct Registry {
     watch: watch::WatchConfig,
     /// One permit per open WatchChanges stream.
     watchers: Arc<Semaphore>,
+    /// How many `List*` pages are read at once.
+    scans: ScanLimit,
     shutdown: CancellationToken,
 }
 
@@ -92,8 +95,14 @@ impl Registry {
         }
     }
 
-    /// A service over `store`; watch streams end when `shutdown` fires.
-    pub fn new(store: Store, watch: watch::WatchConfig, shutdown: CancellationToken) -> Self {
+    /// A service over `store` whose `List*` pages are read within
+    /// `scans`; watch streams end when `shutdown` fires.
+    pub fn new(
+        store: Store,
+        watch: watch::WatchConfig,
+        scans: ScanLimit,
+        shutdown: CancellationToken,
+    ) -> Self {
         let token_key = PageTokenKey::new(store.page_token_secret());
         let watchers = Arc::new(Semaphore::new(
             watch.max_watchers.clamp(1, Semaphore::MAX_PERMITS),
@@ -103,6 +112,7 @@ impl Registry {
             token_key,
             watch,
             watchers,
+            scans,
             shutdown,
         }
     }
@@ -261,7 +271,8 @@ impl Registry {
 
 impl Registry {
     /// One page of a `List*` call: validates the request fields, then
-    /// reads the page off the async runtime (it may scan).
+    /// reads the page off the async runtime (it may scan), within the
+    /// scan limit.
     async fn list<T: listing::Stored>(
         &self,
         page_size: i32,
@@ -272,7 +283,8 @@ impl Registry {
         let q = Query::parse::<T>(page_size, page_token, filter, order_by, &self.token_key)?;
         let store = self.store.clone();
         let key = self.token_key.clone();
-        tokio::task::spawn_blocking(move || listing::page::<T>(&store, &q, &key))
+        self.scans
+            .run(move || listing::page::<T>(&store, &q, &key))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?
     }
