@@ -60,6 +60,9 @@ pub enum ApiError {
     /// The server is shutting down or cannot serve right now.
     #[error("{0}")]
     Unavailable(String),
+    /// The caller gave up before the answer was ready (nobody reads it).
+    #[error("the caller cancelled the call")]
+    Cancelled,
     /// A bug or corruption; details are logged, not sent.
     #[error("internal error")]
     Internal(String),
@@ -192,6 +195,7 @@ impl From<ApiError> for Status {
                 message,
                 ErrorDetails::with_retry_info(Some(std::time::Duration::from_millis(200))),
             ),
+            ApiError::Cancelled => Status::cancelled(message),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 Status::internal(message)

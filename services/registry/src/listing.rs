@@ -9,6 +9,7 @@ use zgc_store::{Store, StoreError};
 use crate::error::ApiError;
 use crate::list::{Page, Query};
 use crate::resource::{CompanyRecord, Listable, ParkRecord};
+use crate::scans::Abandoned;
 use crate::validate;
 
 /// IDs read from an index as the page goes: a park's companies can be
@@ -78,38 +79,57 @@ impl Stored for CompanyRecord {
     }
 }
 
+/// `items`, cut short with [`ApiError::Cancelled`] once the caller has
+/// given up: a scan of most of the store then stops where it is.
+fn while_wanted<'a, T, E: Into<ApiError>>(
+    items: impl Iterator<Item = Result<T, E>> + 'a,
+    abandoned: &'a Abandoned,
+) -> impl Iterator<Item = Result<T, ApiError>> + 'a {
+    items.map(move |item| {
+        if abandoned.is_set() {
+            Err(ApiError::Cancelled)
+        } else {
+            item.map_err(Into::into)
+        }
+    })
+}
+
 /// A page from the live state, which is the state at `revision`.
 fn live<T: Stored>(
     store: &Store,
     q: &Query,
     revision: u64,
     key: &PageTokenKey,
+    abandoned: &Abandoned,
 ) -> Result<Page<T>, ApiError> {
     if let Some(ids) = T::indexed(store, q) {
         let items = ids.filter_map(|id| id.and_then(|id| T::get(store, &id)).transpose());
-        return Ok(q.page(items, None, revision, key)?);
+        return q.page(while_wanted(items, abandoned), None, revision, key);
     }
     if q.is_plain_name_scan() {
         let total = T::count(store)?;
-        return Ok(q.page(
-            T::scan_after(store, q.resume_name()),
-            Some(total),
-            revision,
-            key,
-        )?);
+        let items = T::scan_after(store, q.resume_name());
+        return q.page(while_wanted(items, abandoned), Some(total), revision, key);
     }
-    Ok(q.page(T::scan_after(store, None), None, revision, key)?)
+    let items = T::scan_after(store, None);
+    q.page(while_wanted(items, abandoned), None, revision, key)
 }
 
 /// One page of a listing, as of the listing's revision (the token's, or
 /// the current durable one for a first page). While nothing has been
 /// applied since that revision the page is read from the live state, and
 /// kept only if still nothing was applied by the time it is done;
-/// otherwise it comes from a store snapshot as of the revision.
-pub fn page<T: Stored>(store: &Store, q: &Query, key: &PageTokenKey) -> Result<Page<T>, ApiError> {
+/// otherwise it comes from a store snapshot as of the revision. Once
+/// `abandoned` is set, the scan stops with [`ApiError::Cancelled`].
+pub fn page<T: Stored>(
+    store: &Store,
+    q: &Query,
+    key: &PageTokenKey,
+    abandoned: &Abandoned,
+) -> Result<Page<T>, ApiError> {
     let revision = q.as_of().unwrap_or_else(|| store.revision());
     if store.last_applied()? == revision {
-        let page = live(store, q, revision, key)?;
+        let page = live(store, q, revision, key, abandoned)?;
         if store.last_applied()? == revision {
             return Ok(page);
         }
@@ -141,5 +161,49 @@ pub fn page<T: Stored>(store: &Store, q: &Query, key: &PageTokenKey) -> Result<P
     let items = entities
         .filter_map(|r| r.map(T::from_entity).transpose())
         .map(|r| r.map_err(expired));
-    q.page(items, None, revision, key)
+    q.page(while_wanted(items, abandoned), None, revision, key)
+}
+
+#[cfg(test)]
+mod tests {
+    use zgc_proto::registry::v1::Company;
+    use zgc_store::{StoreConfig, Write};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_scan_whose_caller_gave_up_stops_with_cancelled() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = Store::open(StoreConfig::new(dir.path())).expect("the store opens");
+        let companies = (0..20)
+            .map(|i| Company {
+                name: format!("companies/c{i:02}"),
+                employees: i,
+                ..Default::default()
+            })
+            .collect();
+        store
+            .write(Write::CreateCompanies {
+                companies,
+                request: None,
+            })
+            .await
+            .expect("the companies are created");
+        let key = PageTokenKey::new(store.page_token_secret());
+        // Every candidate is read: a filter with no index and a total.
+        let q = Query::parse::<CompanyRecord>(5, "", "employees >= 10", "", &key)
+            .expect("a valid query");
+
+        let wanted = Abandoned::default();
+        let first = page::<CompanyRecord>(&store, &q, &key, &wanted).expect("a page");
+        assert_eq!(first.items.len(), 5);
+        assert_eq!(first.total_size, 10);
+
+        let gone = Abandoned::default();
+        gone.set();
+        assert!(matches!(
+            page::<CompanyRecord>(&store, &q, &key, &gone),
+            Err(ApiError::Cancelled)
+        ));
+    }
 }

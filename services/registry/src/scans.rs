@@ -7,12 +7,14 @@
 //! anyway, and each thread holds its own stack, allocator heap and the
 //! store pages it walks. With the limit, a scan past it waits, holding
 //! nothing but its request, until a running one ends; a caller that
-//! gives up (deadline, cancellation) leaves the queue at once.
+//! gives up (deadline, cancellation) leaves the queue at once, and a
+//! running scan whose caller gave up is told so ([`Abandoned`]) and stops
+//! early, freeing its slot for a caller still waiting.
 
 use std::future::Future;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinError;
@@ -44,14 +46,15 @@ impl ScanLimit {
 
     /// Runs `scan` on a blocking thread once a slot is free.
     ///
-    /// Dropping the returned future while it waits gives up its place;
-    /// once running, the scan finishes on its thread and frees the slot.
+    /// Dropping the returned future while it waits gives up its place.
+    /// Dropping it while the scan runs sets the scan's [`Abandoned`]; the
+    /// slot is free once the scan returns.
     pub fn run<F, R>(
         &self,
         scan: F,
     ) -> impl Future<Output = Result<R, JoinError>> + Send + use<F, R>
     where
-        F: FnOnce() -> R + Send + 'static,
+        F: FnOnce(&Abandoned) -> R + Send + 'static,
         R: Send + 'static,
     {
         let permits = self.permits.clone();
@@ -59,9 +62,11 @@ impl ScanLimit {
         async move {
             let permit = permits.acquire_owned().await;
             drop(waiting);
+            let abandoned = Abandoned::default();
+            let _on_drop = AbandonOnDrop(abandoned.clone());
             tokio::task::spawn_blocking(move || {
                 let _slot = permit;
-                scan()
+                scan(&abandoned)
             })
             .await
         }
@@ -80,6 +85,33 @@ impl ScanLimit {
     /// Scans waiting for a slot now.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
+    }
+}
+
+/// Set once nobody waits for a running scan's result any more: a scan
+/// checks it as it goes and may stop early.
+#[derive(Clone, Debug, Default)]
+pub struct Abandoned(Arc<AtomicBool>);
+
+impl Abandoned {
+    /// Whether the scan's caller gave up.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Marks the scan abandoned.
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Abandons a scan when the future waiting for it goes (also after the
+/// scan has returned, when nothing reads the flag any more).
+struct AbandonOnDrop(Abandoned);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.set();
     }
 }
 
@@ -122,7 +154,7 @@ mod tests {
         let scans = limit(1);
         let (started_tx, started_rx) = tokio::sync::oneshot::channel();
         let (release_tx, release_rx) = mpsc::channel::<()>();
-        let first = tokio::spawn(scans.run(move || {
+        let first = tokio::spawn(scans.run(move |_| {
             let _ = started_tx.send(());
             // Holds its slot until the test lets it go.
             let _ = release_rx.recv();
@@ -132,7 +164,7 @@ mod tests {
         assert_eq!(scans.running(), 1);
 
         let (ran_tx, mut ran_rx) = tokio::sync::oneshot::channel();
-        let mut second = pin!(scans.run(move || {
+        let mut second = pin!(scans.run(move |_| {
             let _ = ran_tx.send(());
             2
         }));
@@ -155,14 +187,14 @@ mod tests {
         let scans = limit(1);
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-        let first = tokio::spawn(scans.run(move || {
+        let first = tokio::spawn(scans.run(move |_| {
             let _ = started_tx.send(());
             let _ = release_rx.recv();
         }));
         started_rx.await.expect("the first scan starts");
 
         let (ran_tx, mut ran_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut given_up = Box::pin(scans.run(move || {
+        let mut given_up = Box::pin(scans.run(move |_| {
             let _ = ran_tx.send(());
         }));
         assert!(pending(&mut given_up).await);
@@ -181,17 +213,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_running_scan_whose_caller_gave_up_is_told_and_frees_its_slot() {
+        let scans = limit(1);
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel();
+        let mut abandoned_call = Box::pin(scans.run(move |abandoned: &Abandoned| {
+            let _ = started_tx.send(abandoned.is_set());
+            // A scan that would never end on its own: it stops only when
+            // told its caller is gone.
+            while !abandoned.is_set() {
+                std::thread::yield_now();
+            }
+            let _ = stopped_tx.send(());
+        }));
+        assert!(pending(&mut abandoned_call).await);
+        assert!(
+            !started_rx.await.expect("the scan starts"),
+            "a scan starts with its caller waiting"
+        );
+        drop(abandoned_call);
+        stopped_rx.await.expect("the scan is told, and stops");
+
+        // The slot is free again: the next scan gets it.
+        assert_eq!(scans.run(|_| 7).await.expect("runs"), 7);
+        assert_eq!(scans.running(), 0);
+    }
+
+    #[tokio::test]
     async fn scans_within_the_limit_run_together() {
         let scans = limit(2);
         let (a_tx, a_rx) = mpsc::channel::<()>();
         let (b_tx, b_rx) = mpsc::channel::<()>();
         // Each scan lets the other go only once it runs itself: with one
         // slot they would wait for each other forever.
-        let a = tokio::spawn(scans.run(move || {
+        let a = tokio::spawn(scans.run(move |_| {
             let _ = b_tx.send(());
             a_rx.recv().is_ok()
         }));
-        let b = tokio::spawn(scans.run(move || {
+        let b = tokio::spawn(scans.run(move |_| {
             let _ = a_tx.send(());
             b_rx.recv().is_ok()
         }));

@@ -284,7 +284,7 @@ impl Registry {
         let store = self.store.clone();
         let key = self.token_key.clone();
         self.scans
-            .run(move || listing::page::<T>(&store, &q, &key))
+            .run(move |abandoned| listing::page::<T>(&store, &q, &key, abandoned))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?
     }
