@@ -60,7 +60,8 @@ impl ScanLimit {
         let permits = self.permits.clone();
         let waiting = Waiting::enter(self.waiting.clone());
         async move {
-            let permit = permits.acquire_owned().await;
+            // `None` only if the semaphore were closed, which it never is.
+            let permit = permits.acquire_owned().await.ok();
             drop(waiting);
             let abandoned = Abandoned::default();
             let _on_drop = AbandonOnDrop(abandoned.clone());
