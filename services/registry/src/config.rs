@@ -7,8 +7,9 @@ use std::time::Duration;
 use zgc_server::ServerArgs;
 
 /// sled's page cache by default, in MiB. At 1,000,000 companies the
-/// registry then peaks at 513 MB in the benchmark suite's full run (555
-/// to 609 MB before list pages were read one per CPU at a time), and
+/// registry then peaks at 508 and 513 MB in the benchmark suite's full
+/// runs (555 to 609 MB before list pages were read one per CPU at a
+/// time), and
 /// GetCompany is within a few percent of what 256 MiB gives: that store
 /// does not fit either way (BENCHMARKS.md).
 pub const DEFAULT_CACHE_MB: u64 = 128;
