@@ -166,18 +166,29 @@ pub fn page<T: Stored>(
 
 #[cfg(test)]
 mod tests {
-    use zgc_proto::registry::v1::Company;
+    use zgc_proto::registry::v1::{Company, Park};
     use zgc_store::{StoreConfig, Write};
 
     use super::*;
 
-    #[tokio::test]
-    async fn a_scan_whose_caller_gave_up_stops_with_cancelled() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let store = Store::open(StoreConfig::new(dir.path())).expect("the store opens");
+    /// A store with one park and 20 companies in it, `employees` 0 to 19.
+    async fn store_with_companies(dir: &std::path::Path) -> Store {
+        let store = Store::open(StoreConfig::new(dir)).expect("the store opens");
+        let park = Park {
+            name: "parks/p".into(),
+            ..Default::default()
+        };
+        store
+            .write(Write::CreatePark {
+                park,
+                request: None,
+            })
+            .await
+            .expect("the park is created");
         let companies = (0..20)
             .map(|i| Company {
                 name: format!("companies/c{i:02}"),
+                park: "parks/p".into(),
                 employees: i,
                 ..Default::default()
             })
@@ -189,20 +200,68 @@ mod tests {
             })
             .await
             .expect("the companies are created");
+        store
+    }
+
+    fn gone() -> Abandoned {
+        let abandoned = Abandoned::default();
+        abandoned.set();
+        abandoned
+    }
+
+    #[tokio::test]
+    async fn a_scan_whose_caller_gave_up_stops_with_cancelled_on_every_path() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = store_with_companies(dir.path()).await;
         let key = PageTokenKey::new(store.page_token_secret());
-        // Every candidate is read: a filter with no index and a total.
-        let q = Query::parse::<CompanyRecord>(5, "", "employees >= 10", "", &key)
-            .expect("a valid query");
+        let query = |filter: &str, token: &str| {
+            Query::parse::<CompanyRecord>(5, token, filter, "", &key).expect("a valid query")
+        };
 
-        let wanted = Abandoned::default();
-        let first = page::<CompanyRecord>(&store, &q, &key, &wanted).expect("a page");
-        assert_eq!(first.items.len(), 5);
-        assert_eq!(first.total_size, 10);
+        // The live state: a filter read through the park index, and one
+        // that reads every company. Both count all matches.
+        for filter in [r#"park = "parks/p" AND employees >= 10"#, "employees >= 10"] {
+            let q = query(filter, "");
+            let first =
+                page::<CompanyRecord>(&store, &q, &key, &Abandoned::default()).expect("a page");
+            assert_eq!(first.items.len(), 5, "{filter}");
+            assert_eq!(first.total_size, 10, "{filter}");
+            assert!(
+                matches!(
+                    page::<CompanyRecord>(&store, &q, &key, &gone()),
+                    Err(ApiError::Cancelled)
+                ),
+                "{filter}"
+            );
+        }
 
-        let gone = Abandoned::default();
-        gone.set();
+        // A snapshot: the next page of a listing the store has moved past.
+        let first = page::<CompanyRecord>(
+            &store,
+            &query("employees >= 10", ""),
+            &key,
+            &Abandoned::default(),
+        )
+        .expect("a page");
+        let later = Company {
+            name: "companies/later".into(),
+            park: "parks/p".into(),
+            employees: 99,
+            ..Default::default()
+        };
+        store
+            .write(Write::CreateCompanies {
+                companies: vec![later],
+                request: None,
+            })
+            .await
+            .expect("one more company");
+        let q = query("employees >= 10", &first.next_page_token);
+        let second =
+            page::<CompanyRecord>(&store, &q, &key, &Abandoned::default()).expect("a page");
+        assert_eq!(second.items.len(), 5, "as of the first page's revision");
         assert!(matches!(
-            page::<CompanyRecord>(&store, &q, &key, &gone),
+            page::<CompanyRecord>(&store, &q, &key, &gone()),
             Err(ApiError::Cancelled)
         ));
     }
