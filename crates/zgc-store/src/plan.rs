@@ -417,25 +417,40 @@ impl Builder<'_> {
 
     /// Checks `parent_company` of `company_id`: it must exist (in the store
     /// or among `pending`, the batch's earlier entries) and not lead back.
-    fn check_company_parent(
+    /// The ID of the company `parent` names (`None` when empty), which
+    /// must exist: stored, or created earlier in the batch (`pending`).
+    fn check_parent_exists(
         &self,
         entry: usize,
-        company_id: &str,
         parent: &str,
         pending: &HashMap<String, String>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         if parent.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let missing = || StoreError::MissingReference {
             entry,
             field: "parent_company",
             target: parent.to_string(),
         };
-        let mut next = id_of(parent, "companies").ok_or_else(missing)?.to_string();
-        if !pending.contains_key(&next) && !self.view.companies().contains_key(&next)? {
+        let id = id_of(parent, "companies").ok_or_else(missing)?;
+        if !pending.contains_key(id) && !self.view.companies().contains_key(id)? {
             return Err(missing());
         }
+        Ok(Some(id.to_string()))
+    }
+
+    /// An existing company `company_id` may take `parent` only if it
+    /// exists and `company_id` is not among its ancestors.
+    fn check_company_parent(
+        &self,
+        entry: usize,
+        company_id: &str,
+        parent: &str,
+    ) -> Result<(), StoreError> {
+        let Some(mut next) = self.check_parent_exists(entry, parent, &HashMap::new())? else {
+            return Ok(());
+        };
         for _ in 0..MAX_CHAIN {
             if next == company_id {
                 return Err(StoreError::Cycle {
@@ -444,12 +459,9 @@ impl Builder<'_> {
                     target: parent.to_string(),
                 });
             }
-            let grandparent = match pending.get(&next) {
-                Some(p) => p.clone(),
-                None => match self.get_company(&next)? {
-                    Some(c) => c.parent_company,
-                    None => return Ok(()),
-                },
+            let grandparent = match self.get_company(&next)? {
+                Some(c) => c.parent_company,
+                None => return Ok(()),
             };
             match id_of(&grandparent, "companies") {
                 Some(id) => next = id.to_string(),
@@ -503,7 +515,11 @@ impl Builder<'_> {
                 });
             }
             self.check_company_park(entry, &company.park)?;
-            self.check_company_parent(entry, &id, &company.parent_company, &pending)?;
+            // A new company cannot close a cycle, so its parent's ancestors
+            // are not walked: no company refers to an ID that does not
+            // exist yet (a parent must exist when named, and a company
+            // with branches cannot be deleted).
+            self.check_parent_exists(entry, &company.parent_company, &pending)?;
             company.create_time = Some(self.now);
             self.stamp(
                 &mut company.etag,
@@ -545,7 +561,7 @@ impl Builder<'_> {
         }
         self.check_company_park(0, &company.park)?;
         if company.parent_company != current.parent_company {
-            self.check_company_parent(0, &id, &company.parent_company, &HashMap::new())?;
+            self.check_company_parent(0, &id, &company.parent_company)?;
         }
         company.uid = current.uid.clone();
         company.create_time = current.create_time;
