@@ -6,7 +6,7 @@
 //! against a [`View`]: the committed trees with the group's earlier writes
 //! on top, exactly the state the plan will commit on top of.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use prost::Message;
 use prost_types::Timestamp;
@@ -415,15 +415,13 @@ impl Builder<'_> {
 
     // --------------------------------------------------------- companies
 
-    /// Checks `parent_company` of `company_id`: it must exist (in the store
-    /// or among `pending`, the batch's earlier entries) and not lead back.
     /// The ID of the company `parent` names (`None` when empty), which
     /// must exist: stored, or created earlier in the batch (`pending`).
     fn check_parent_exists(
         &self,
         entry: usize,
         parent: &str,
-        pending: &HashMap<String, String>,
+        pending: &HashSet<String>,
     ) -> Result<Option<String>, StoreError> {
         if parent.is_empty() {
             return Ok(None);
@@ -434,7 +432,7 @@ impl Builder<'_> {
             target: parent.to_string(),
         };
         let id = id_of(parent, "companies").ok_or_else(missing)?;
-        if !pending.contains_key(id) && !self.view.companies().contains_key(id)? {
+        if !pending.contains(id) && !self.view.companies().contains_key(id)? {
             return Err(missing());
         }
         Ok(Some(id.to_string()))
@@ -448,7 +446,7 @@ impl Builder<'_> {
         company_id: &str,
         parent: &str,
     ) -> Result<(), StoreError> {
-        let Some(mut next) = self.check_parent_exists(entry, parent, &HashMap::new())? else {
+        let Some(mut next) = self.check_parent_exists(entry, parent, &HashSet::new())? else {
             return Ok(());
         };
         for _ in 0..MAX_CHAIN {
@@ -499,8 +497,8 @@ impl Builder<'_> {
     }
 
     fn create_companies(&mut self, companies: Vec<Company>) -> Result<Vec<Entity>, StoreError> {
-        // ID -> parent_company of the batch's entries so far.
-        let mut pending: HashMap<String, String> = HashMap::new();
+        // The IDs of the batch's entries so far.
+        let mut pending: HashSet<String> = HashSet::new();
         let mut out = Vec::with_capacity(companies.len());
         for (entry, mut company) in companies.into_iter().enumerate() {
             let id = id_of(&company.name, "companies")
@@ -508,7 +506,7 @@ impl Builder<'_> {
                     name: company.name.clone(),
                 })?
                 .to_string();
-            if pending.contains_key(&id) || self.view.companies().contains_key(&id)? {
+            if pending.contains(&id) || self.view.companies().contains_key(&id)? {
                 return Err(StoreError::AlreadyExists {
                     entry,
                     name: company.name,
@@ -529,10 +527,9 @@ impl Builder<'_> {
             let bytes = Self::encode_checked(entry, &company)?;
             self.set.companies.insert(id.as_bytes(), bytes);
             self.index_company(&company, &id, true);
-            let parent = company.parent_company.clone();
             let entity = company_entity(company);
             self.company_event(ChangeType::Created, None, entity.clone(), &id);
-            pending.insert(id, parent);
+            pending.insert(id);
             out.push(entity);
         }
         self.adjust_count(keys::META_COMPANY_COUNT, out.len() as i64)?;
