@@ -1,7 +1,8 @@
 //! What every zgc client shares (the `zgc` CLI, and the stats service
 //! following the registry): endpoints, with TLS or mutual TLS when asked,
 //! and the headers every outgoing call carries: `authorization` when a
-//! token is given, an `x-request-id`, and the trace context.
+//! token is given, an `x-request-id`, and the trace context; and the
+//! [`pipeline`] that keeps several requests in flight in dependency order.
 //!
 //! Nothing here knows about parks, companies or servers.
 
@@ -13,6 +14,8 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tower_service::Service;
+
+pub mod pipeline;
 
 /// How to reach a server over TLS.
 #[derive(Debug, Clone, Default)]
