@@ -202,6 +202,10 @@ pub struct Import {
     /// Companies per BatchCreateCompanies call (1..=1000).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub batch_size: u16,
+    /// Batches sent at once (1..=16). A batch naming a parent company
+    /// waits until the batch creating that parent was answered.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub in_flight: u8,
 }
 
 #[derive(Debug, Args)]

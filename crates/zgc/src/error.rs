@@ -31,6 +31,9 @@ pub enum CliError {
     /// A server failed to run.
     #[error("{0}")]
     Serve(String),
+    /// A bug in the CLI itself (a task of it panicked).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl CliError {

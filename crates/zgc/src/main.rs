@@ -51,6 +51,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     std::io::stdin().lock(),
                     None,
                     usize::from(i.batch_size),
+                    usize::from(i.in_flight),
                 )
                 .await?
             } else {
@@ -63,6 +64,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     BufReader::new(file),
                     size,
                     usize::from(i.batch_size),
+                    usize::from(i.in_flight),
                 )
                 .await?
             };

@@ -16,6 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use tonic::Code;
 use tonic_types::StatusExt;
+use zgc_client::pipeline::Pipeline;
 use zgc_proto::json;
 use zgc_proto::registry::v1::*;
 
@@ -82,6 +83,8 @@ struct Importer {
     /// at or below it existed before this run.
     start_revision: u64,
     report: Report,
+    /// Batches sent and not yet answered.
+    in_flight: Pipeline<Result<Report, CliError>>,
 }
 
 fn revision_of(metadata: &tonic::metadata::MetadataMap) -> u64 {
@@ -158,67 +161,120 @@ impl Importer {
         }
     }
 
-    /// Sends a batch, dropping (and reporting) entries the registry rejects
-    /// and skipping entries that exist, until the rest goes in.
-    async fn batch(&mut self, mut batch: Vec<Pending>) -> Result<(), CliError> {
-        while !batch.is_empty() {
-            let texts: Vec<&[u8]> = batch.iter().map(|p| p.text.as_bytes()).collect();
-            let request_id = content_request_id(&texts);
-            let requests = batch.iter().map(|p| p.request.clone()).collect();
-            match self
-                .client
-                .batch_create_companies(BatchCreateCompaniesRequest {
-                    requests,
-                    request_id,
-                })
-                .await
-            {
-                Ok(resp) => {
-                    let n = batch.len() as u64;
-                    if resp
-                        .get_ref()
-                        .companies
-                        .first()
-                        .is_some_and(|c| c.revision <= self.start_revision)
-                    {
-                        self.report.skipped += n;
-                    } else {
-                        self.report.created += n;
-                    }
-                    return Ok(());
-                }
-                Err(s) if s.code() == Code::AlreadyExists => {
-                    // Some exist (from another run's batches): skip those.
-                    let mut rest = Vec::with_capacity(batch.len());
-                    for p in batch {
-                        let name = format!("companies/{}", p.request.company_id);
-                        match self.client.get_company(GetCompanyRequest { name }).await {
-                            Ok(_) => self.report.skipped += 1,
-                            Err(e) if e.code() == Code::NotFound => rest.push(p),
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                    batch = rest;
-                }
-                Err(s) => match failing_entry(&s) {
-                    Some((i, reason)) if i < batch.len() => {
-                        let bad = batch.remove(i);
-                        self.report.failed.push((bad.line, reason));
-                    }
-                    _ => return Err(s.into()),
-                },
-            }
+    /// Starts sending a batch once the batches creating its companies'
+    /// parents were answered; merges the reports of batches that finished.
+    async fn start_batch(&mut self, batch: Vec<Pending>) -> Result<(), CliError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let provides = batch
+            .iter()
+            .map(|p| format!("companies/{}", p.request.company_id))
+            .collect();
+        let needs: Vec<String> = batch
+            .iter()
+            .filter_map(|p| p.request.company.as_ref())
+            .map(|c| c.parent_company.clone())
+            .collect();
+        let task = send_batch(self.client.clone(), self.start_revision, batch);
+        let finished = self
+            .in_flight
+            .start(provides, needs, task)
+            .await
+            .map_err(joined)?;
+        self.merge(finished)
+    }
+
+    /// Waits for every batch in flight.
+    async fn drain(&mut self) -> Result<(), CliError> {
+        let finished = self.in_flight.finish().await.map_err(joined)?;
+        self.merge(finished)
+    }
+
+    fn merge(&mut self, finished: Vec<Result<Report, CliError>>) -> Result<(), CliError> {
+        for report in finished {
+            let report = report?;
+            self.report.created += report.created;
+            self.report.skipped += report.skipped;
+            self.report.failed.extend(report.failed);
         }
         Ok(())
     }
 }
 
-/// Imports JSON Lines from `reader` (of `size` bytes, for progress).
+fn joined(e: tokio::task::JoinError) -> CliError {
+    CliError::Internal(format!("an import batch's task failed: {e}"))
+}
+
+/// Sends a batch, dropping (and reporting) entries the registry rejects
+/// and skipping entries that exist, until the rest goes in.
+async fn send_batch(
+    mut client: Client,
+    start_revision: u64,
+    mut batch: Vec<Pending>,
+) -> Result<Report, CliError> {
+    let mut report = Report::default();
+    while !batch.is_empty() {
+        let texts: Vec<&[u8]> = batch.iter().map(|p| p.text.as_bytes()).collect();
+        let request_id = content_request_id(&texts);
+        let requests = batch.iter().map(|p| p.request.clone()).collect();
+        match client
+            .batch_create_companies(BatchCreateCompaniesRequest {
+                requests,
+                request_id,
+            })
+            .await
+        {
+            Ok(resp) => {
+                let n = batch.len() as u64;
+                if resp
+                    .get_ref()
+                    .companies
+                    .first()
+                    .is_some_and(|c| c.revision <= start_revision)
+                {
+                    report.skipped += n;
+                } else {
+                    report.created += n;
+                }
+                break;
+            }
+            Err(s) if s.code() == Code::AlreadyExists => {
+                // Some exist (from another run's batches): skip those.
+                let mut rest = Vec::with_capacity(batch.len());
+                for p in batch {
+                    let name = format!("companies/{}", p.request.company_id);
+                    match client.get_company(GetCompanyRequest { name }).await {
+                        Ok(_) => report.skipped += 1,
+                        Err(e) if e.code() == Code::NotFound => rest.push(p),
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                batch = rest;
+            }
+            Err(s) => match failing_entry(&s) {
+                Some((i, reason)) if i < batch.len() => {
+                    let bad = batch.remove(i);
+                    report.failed.push((bad.line, reason));
+                }
+                _ => return Err(s.into()),
+            },
+        }
+    }
+    Ok(report)
+}
+
+/// Imports JSON Lines from `reader` (of `size` bytes, for progress), in
+/// batches of `batch_size` companies with up to `in_flight` batches sent
+/// at once. Parks go in one at a time, in order with the batches around
+/// them; a batch naming a parent company is sent only once the batch
+/// creating that parent was answered.
 pub async fn import(
     client: Client,
     reader: impl BufRead,
     size: Option<u64>,
     batch_size: usize,
+    in_flight: usize,
 ) -> Result<Report, CliError> {
     let mut client = client;
     let head = client
@@ -231,6 +287,7 @@ pub async fn import(
         start_revision: revision_of(head.metadata()),
         client,
         report: Report::default(),
+        in_flight: Pipeline::new(in_flight),
     };
     let progress = match size {
         Some(n) => ProgressBar::new(n),
@@ -261,7 +318,8 @@ pub async fn import(
         match entity.kind {
             Some(entity::Kind::Park(p)) => {
                 // Parks go in order with the companies around them.
-                importer.batch(std::mem::take(&mut batch)).await?;
+                importer.start_batch(std::mem::take(&mut batch)).await?;
+                importer.drain().await?;
                 importer.park(line_no, &text, p).await;
             }
             Some(entity::Kind::Company(c)) => {
@@ -282,7 +340,7 @@ pub async fn import(
                     },
                 });
                 if batch.len() >= batch_size {
-                    importer.batch(std::mem::take(&mut batch)).await?;
+                    importer.start_batch(std::mem::take(&mut batch)).await?;
                     progress.set_message(format!(
                         "{} created, {} skipped",
                         importer.report.created, importer.report.skipped
@@ -295,8 +353,11 @@ pub async fn import(
                 .push((line_no, "neither a park nor a company".into())),
         }
     }
-    importer.batch(batch).await?;
+    importer.start_batch(batch).await?;
+    importer.drain().await?;
     progress.finish_and_clear();
+    // Batches finish in any order; failures are reported by line.
+    importer.report.failed.sort_by_key(|(line, _)| *line);
     Ok(importer.report)
 }
 

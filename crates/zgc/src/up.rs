@@ -73,6 +73,7 @@ pub async fn run(up: Up) -> Result<(), CliError> {
                 Cursor::new(zgc_dataset::SCENARIO_JSONL),
                 Some(zgc_dataset::SCENARIO_JSONL.len() as u64),
                 500,
+                4,
             )
             .await?;
             eprintln!("{report}");

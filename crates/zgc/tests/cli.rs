@@ -733,3 +733,72 @@ async fn up_seeds_once_prints_working_commands_and_stops_on_ctrl_c() {
     assert!(status.success());
     assert!(!err.contains("loading the scenario"), "{err}");
 }
+
+#[tokio::test]
+async fn a_pipelined_import_keeps_parents_first_and_reports_bad_lines_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    // A chain of branches, each the parent of the next, one company per
+    // batch and 8 batches in flight: every branch must wait for the batch
+    // that creates its parent. Two bad lines in between.
+    let mut lines = vec![
+        r#"{"park": {"name": "parks/chain", "display_name": "Chain Park", "kind": "PARK_KIND_INNOVATION_CENTER", "location": {"province": "Hebei", "city": "Baoding"}}}"#.to_string(),
+    ];
+    for i in 0..40 {
+        let parent = if i == 0 {
+            String::new()
+        } else {
+            format!("companies/link-{:02}", i - 1)
+        };
+        lines.push(format!(
+            r#"{{"company": {{"name": "companies/link-{i:02}", "display_name": "Link {i}", "park": "parks/chain", "parent_company": "{parent}"}}}}"#
+        ));
+        if i == 10 {
+            lines.push("{not json".into());
+        }
+        if i == 25 {
+            lines.push(
+                r#"{"company": {"name": "companies/orphan", "display_name": "Orphan", "park": "parks/chain", "parent_company": "companies/nowhere"}}"#
+                    .into(),
+            );
+        }
+    }
+    let file = dir.path().join("chain.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+
+    let pair = Pair::start().await;
+    let (code, out, err) = pair
+        .zgc(&[
+            "import",
+            file.to_str().unwrap(),
+            "--batch-size",
+            "1",
+            "--in-flight",
+            "8",
+        ])
+        .await;
+    assert_eq!(code, 4, "some lines failed: {out}{err}");
+    assert!(out.contains("created 41, skipped 0, failed 2"), "{out}");
+    let bad: Vec<&str> = out.lines().filter(|l| l.starts_with("line ")).collect();
+    assert_eq!(bad.len(), 2, "{out}");
+    assert!(bad[0].starts_with("line 13: not an Entity"), "{out}");
+    assert!(bad[1].starts_with("line 29: "), "{out}");
+    assert!(bad[1].contains("nowhere"), "{out}");
+
+    let last = pair
+        .registry
+        .client()
+        .await
+        .get_company(GetCompanyRequest {
+            name: "companies/link-39".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(last.parent_company, "companies/link-38");
+
+    // Out of range: refused before anything is sent.
+    let (code, _, err) = pair
+        .zgc(&["import", file.to_str().unwrap(), "--in-flight", "0"])
+        .await;
+    assert_eq!(code, 2, "{err}");
+}
