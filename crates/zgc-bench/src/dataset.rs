@@ -1,12 +1,14 @@
-//! Loading the generated companies into the registry, the way a user
-//! would: BatchCreateCompanies of 1,000, one batch at a time, in order (a
-//! branch's parent may be in the batch before).
+//! Loading the generated companies into the registry, the way `zgc
+//! import` does: BatchCreateCompanies of 1,000, a few batches in flight,
+//! and a batch naming a parent company sent only once the batch creating
+//! that parent was answered.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use prost::Message;
 use tonic::transport::Channel;
+use zgc_client::pipeline::Pipeline;
 use zgc_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use zgc_proto::registry::v1::*;
 use zgc_proto::types::v1::Location;
@@ -16,6 +18,9 @@ pub const SEED: u64 = 11;
 
 /// Companies per BatchCreateCompanies call.
 pub const BATCH: usize = 1000;
+
+/// Batches in flight at once (as `zgc import`'s default).
+pub const IN_FLIGHT: usize = 4;
 
 /// What was loaded.
 pub struct Loaded {
@@ -62,6 +67,7 @@ pub async fn import(registry: Channel, companies: u64) -> Result<Loaded, tonic::
     );
     let started = Instant::now();
     let mut batch = Vec::with_capacity(BATCH);
+    let mut pipeline = Pipeline::new(IN_FLIGHT);
     for entity in zgc_dataset::generate(companies, SEED) {
         match entity.kind {
             Some(entity::Kind::Park(p)) => {
@@ -102,13 +108,16 @@ pub async fn import(registry: Channel, companies: u64) -> Result<Loaded, tonic::
                     request_id: String::new(),
                 });
                 if batch.len() == BATCH {
-                    send(&mut client, &mut batch).await?;
+                    send(&client, &mut pipeline, std::mem::take(&mut batch)).await?;
                 }
             }
             None => {}
         }
     }
-    send(&mut client, &mut batch).await?;
+    send(&client, &mut pipeline, batch).await?;
+    for sent in pipeline.finish().await.map_err(joined)? {
+        sent?;
+    }
     let (province, city) = most(&cities).unwrap_or_default();
     Ok(Loaded {
         took: started.elapsed(),
@@ -127,18 +136,45 @@ pub async fn import(registry: Channel, companies: u64) -> Result<Loaded, tonic::
     })
 }
 
+/// Starts sending `batch` once the batches creating its companies'
+/// parents were answered; fails with the first batch that failed.
 async fn send(
-    client: &mut RegistryServiceClient<Channel>,
-    batch: &mut Vec<CreateCompanyRequest>,
+    client: &RegistryServiceClient<Channel>,
+    pipeline: &mut Pipeline<Result<(), tonic::Status>>,
+    batch: Vec<CreateCompanyRequest>,
 ) -> Result<(), tonic::Status> {
     if batch.is_empty() {
         return Ok(());
     }
-    client
-        .batch_create_companies(BatchCreateCompaniesRequest {
-            requests: std::mem::take(batch),
-            request_id: String::new(),
-        })
-        .await?;
+    let provides = batch
+        .iter()
+        .map(|r| format!("companies/{}", r.company_id))
+        .collect();
+    let needs: Vec<String> = batch
+        .iter()
+        .filter_map(|r| r.company.as_ref())
+        .map(|c| c.parent_company.clone())
+        .collect();
+    let mut client = client.clone();
+    let sent = async move {
+        client
+            .batch_create_companies(BatchCreateCompaniesRequest {
+                requests: batch,
+                request_id: String::new(),
+            })
+            .await
+            .map(drop)
+    };
+    for earlier in pipeline
+        .start(provides, needs, sent)
+        .await
+        .map_err(joined)?
+    {
+        earlier?;
+    }
     Ok(())
+}
+
+fn joined(e: tokio::task::JoinError) -> tonic::Status {
+    tonic::Status::internal(format!("an import batch's task failed: {e}"))
 }
