@@ -19,9 +19,6 @@ pub const SEED: u64 = 11;
 /// Companies per BatchCreateCompanies call.
 pub const BATCH: usize = 1000;
 
-/// Batches in flight at once (as `zgc import`'s default).
-pub const IN_FLIGHT: usize = 4;
-
 /// What was loaded.
 pub struct Loaded {
     /// How long the import took.
@@ -54,8 +51,13 @@ fn most<K: Clone + Ord + std::hash::Hash>(counts: &HashMap<K, u64>) -> Option<K>
         .map(|(k, _)| k.clone())
 }
 
-/// Imports `zgc_dataset::generate(companies, SEED)`.
-pub async fn import(registry: Channel, companies: u64) -> Result<Loaded, tonic::Status> {
+/// Imports `zgc_dataset::generate(companies, SEED)`, `in_flight` batches
+/// at a time.
+pub async fn import(
+    registry: Channel,
+    companies: u64,
+    in_flight: usize,
+) -> Result<Loaded, tonic::Status> {
     let mut client = RegistryServiceClient::new(registry).max_encoding_message_size(64 << 20);
     let mut encoded_bytes = 0u64;
     let mut names = Vec::with_capacity(usize::try_from(companies).unwrap_or(0));
@@ -67,7 +69,7 @@ pub async fn import(registry: Channel, companies: u64) -> Result<Loaded, tonic::
     );
     let started = Instant::now();
     let mut batch = Vec::with_capacity(BATCH);
-    let mut pipeline = Pipeline::new(IN_FLIGHT);
+    let mut pipeline = Pipeline::new(in_flight);
     for entity in zgc_dataset::generate(companies, SEED) {
         match entity.kind {
             Some(entity::Kind::Park(p)) => {

@@ -44,6 +44,10 @@ pub struct Options {
     /// Connections the calls are spread over.
     #[arg(long, default_value_t = 4)]
     pub connections: usize,
+    /// BatchCreateCompanies calls the import keeps in flight (as `zgc
+    /// import --in-flight`).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub import_in_flight: u8,
     /// Writes per second in the freshness scenario.
     #[arg(long, default_value_t = 1000)]
     pub freshness_rate: u32,
@@ -279,7 +283,12 @@ async fn measure(
 async fn fresh_registry(o: &Options, dir: &Path) -> Result<(Server, Loaded), SuiteError> {
     let registry = Server::spawn(&procs::sibling("zgc-registry"), &registry_args(dir)).await?;
     wait_serving(registry.addr).await?;
-    let loaded = dataset::import(channel(registry.addr).await?, o.companies).await?;
+    let loaded = dataset::import(
+        channel(registry.addr).await?,
+        o.companies,
+        usize::from(o.import_in_flight),
+    )
+    .await?;
     eprintln!(
         "imported {} companies in {:.1} s",
         o.companies,
