@@ -16,13 +16,13 @@
 //! `zgc-proto` and typed [`StoreError`]s.
 
 mod codec;
-mod company_cache;
 mod error;
 mod keys;
 mod log;
 mod pending;
 mod plan;
 mod read;
+mod resident;
 mod snapshot;
 mod writer;
 
@@ -77,8 +77,9 @@ pub struct StoreConfig {
     pub retention: u64,
     /// sled's page cache size in bytes.
     pub cache_capacity: u64,
-    /// The most bytes of companies held in memory for reads by ID (0: none).
-    pub company_cache_capacity: u64,
+    /// Hold every company in memory, compressed, for reads by ID
+    /// (`resident.rs`); loaded in the background when the store opens.
+    pub companies_in_memory: bool,
     /// Told about every group commit.
     pub on_commit: Option<CommitHook>,
 }
@@ -90,8 +91,8 @@ impl StoreConfig {
             path: path.into(),
             durability: Durability::Fsync,
             retention: 100_000,
-            cache_capacity: 128 * 1024 * 1024,
-            company_cache_capacity: 0,
+            cache_capacity: 32 * 1024 * 1024,
+            companies_in_memory: true,
             on_commit: None,
         }
     }
@@ -199,8 +200,8 @@ pub(crate) struct Shared {
     apply_lock: RwLock<()>,
     /// The last revision applied (committed in memory, maybe not durable).
     applied: AtomicU64,
-    /// Companies as stored, for reads by ID.
-    company_cache: company_cache::CompanyCache,
+    /// Every company, compressed, for reads by ID (`None` when off).
+    resident: Option<resident::Resident>,
 }
 
 impl Write {
@@ -254,6 +255,17 @@ impl Inner {
         self.durable_revision.store(revision, Ordering::Release);
         self.durable.send_replace(revision);
     }
+}
+
+/// What [`Store::companies_in_memory`] reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InMemory {
+    /// Companies held.
+    pub companies: u64,
+    /// Bytes of memory they take.
+    pub bytes: u64,
+    /// Whether every stored company is held.
+    pub loaded: bool,
 }
 
 /// A handle to the open store; cheap to clone.
@@ -368,11 +380,17 @@ impl Store {
         Ok(self.shared()?.trees.db.size_on_disk()?)
     }
 
-    /// Bytes of companies the company cache holds, by its weights (each
-    /// company's ID and encoding plus a fixed allowance); 0 when it is off
-    /// or the store is reopening.
-    pub fn company_cache_bytes(&self) -> u64 {
-        self.shared().map_or(0, |s| s.company_cache.weight())
+    /// The companies held in memory: how many, the bytes of memory they
+    /// take, and whether every stored company is among them yet (the
+    /// loader finished). `None` when off or while the store is reopening.
+    pub fn companies_in_memory(&self) -> Option<InMemory> {
+        let shared = self.shared().ok()?;
+        let resident = shared.resident.as_ref()?;
+        Some(InMemory {
+            companies: resident.len(),
+            bytes: resident.bytes(),
+            loaded: resident.is_loaded(),
+        })
     }
 
     /// Waits (up to `timeout`) until this is the last handle to the store,

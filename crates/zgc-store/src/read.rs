@@ -47,10 +47,10 @@ pub struct ChangeBatch {
     pub next: (u64, u32),
 }
 
-/// A company's encoding as the store holds it, in sled or in the cache.
+/// A company's encoding as the store holds it, in sled or in memory.
 enum StoredCompany {
     Sled(sled::IVec),
-    Cached(Bytes),
+    Resident(Bytes),
 }
 
 impl StoredCompany {
@@ -58,7 +58,7 @@ impl StoredCompany {
     fn into_bytes(self) -> Bytes {
         match self {
             Self::Sled(v) => Bytes::from_owner(v),
-            Self::Cached(b) => b,
+            Self::Resident(b) => b,
         }
     }
 }
@@ -69,7 +69,7 @@ impl std::ops::Deref for StoredCompany {
     fn deref(&self) -> &[u8] {
         match self {
             Self::Sled(v) => v,
-            Self::Cached(b) => b,
+            Self::Resident(b) => b,
         }
     }
 }
@@ -105,31 +105,22 @@ impl Store {
         Ok(self.stored_company(id)?.map(StoredCompany::into_bytes))
     }
 
-    /// The company's stored bytes, not copied: from the company cache when
-    /// it holds them, else sled's own, filling the cache.
+    /// The company's stored bytes: from memory when every company is held
+    /// there or this one is, else sled's own (not copied).
     fn stored_company(&self, id: &str) -> Result<Option<StoredCompany>, StoreError> {
         let shared = self.shared()?;
-        if !shared.company_cache.is_on() {
-            return Ok(shared.trees.companies.get(id)?.map(StoredCompany::Sled));
+        if let Some(resident) = &shared.resident {
+            // Read before looking: a miss means "none" only if every
+            // company was already held when the look began.
+            let loaded = resident.is_loaded();
+            if let Some(company) = resident.get(id.as_bytes())? {
+                return Ok(Some(StoredCompany::Resident(company)));
+            }
+            if loaded {
+                return Ok(None);
+            }
         }
-        if let Some(company) = shared.company_cache.get(id.as_bytes()) {
-            return Ok(Some(StoredCompany::Cached(company)));
-        }
-        // Filled only under the apply lock, taken without waiting: while
-        // a write applies, this read goes to sled and fills nothing (see
-        // `company_cache`).
-        let fill = shared.apply_lock.try_read().ok();
-        let stored = shared.trees.companies.get(id)?;
-        if fill.is_some()
-            && let Some(company) = &stored
-        {
-            // A copy, in one allocation of its own size, where sled's value
-            // would need a second one for its owner.
-            shared
-                .company_cache
-                .set(id.as_bytes(), Some(Bytes::copy_from_slice(company)));
-        }
-        Ok(stored.map(StoredCompany::Sled))
+        Ok(shared.trees.companies.get(id)?.map(StoredCompany::Sled))
     }
 
     /// Parks in ID order, starting after `after_id`.

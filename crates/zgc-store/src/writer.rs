@@ -14,10 +14,10 @@ use rand::RngCore;
 use sled::Transactional;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::company_cache::CompanyCache;
 use crate::keys::{self, decode_u64};
 use crate::pending::{View, WriteSet};
 use crate::plan::{self, Plan};
+use crate::resident::{Entry, Resident};
 use crate::{
     Durability, Inner, Job, Msg, Shared, StoreConfig, StoreError, StoreStatus, Trees, WriteOutcome,
 };
@@ -142,7 +142,7 @@ fn open_generation(config: &StoreConfig, generation: u64) -> Result<Opened, Stor
             generation,
             apply_lock: RwLock::new(()),
             applied: AtomicU64::new(revision),
-            company_cache: CompanyCache::new(config.company_cache_capacity),
+            resident: config.companies_in_memory.then(Resident::new),
         },
         log_file,
         revision,
@@ -193,6 +193,9 @@ struct Writer {
 struct Generation {
     shared: Arc<Shared>,
     log_file: File,
+    /// Loads the companies stored before into memory; stopped and joined
+    /// when the generation ends.
+    _loader: Option<Loader>,
 }
 
 impl Generation {
@@ -200,10 +203,111 @@ impl Generation {
     fn install(inner: &Inner, opened: Opened) -> Self {
         let shared = Arc::new(opened.shared);
         inner.install(Some(shared.clone()));
+        let loader = shared
+            .resident
+            .is_some()
+            .then(|| Loader::spawn(shared.clone()))
+            .flatten();
         Self {
             shared,
             log_file: opened.log_file,
+            _loader: loader,
         }
+    }
+}
+
+/// Companies read from sled per step of the loader.
+const LOAD_STEP: usize = 1024;
+
+/// The thread that puts the companies a generation opened with into
+/// memory ([`Resident`]), a step at a time, each under the apply lock's
+/// read side: a step sees the companies of exactly one revision, and a
+/// write, which updates memory itself under the write side, applies
+/// between steps. An entry a write put there first is never replaced.
+struct Loader {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Loader {
+    fn spawn(shared: Arc<Shared>) -> Option<Self> {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("zgc-store-loader".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                match load(&shared, &flag) {
+                    Ok(true) => tracing::info!(
+                        companies = shared.resident.as_ref().map_or(0, Resident::len),
+                        took = ?started.elapsed(),
+                        "every company is held in memory"
+                    ),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(
+                        error = %e,
+                        "loading the companies into memory failed; reads by ID go to disk"
+                    ),
+                }
+            });
+        match spawned {
+            Ok(thread) => Some(Self {
+                stop,
+                thread: Some(thread),
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "could not start loading the companies into memory; reads by ID go to disk");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Loader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Loads every stored company into memory; `Ok(false)` if told to stop
+/// first.
+fn load(shared: &Shared, stop: &std::sync::atomic::AtomicBool) -> Result<bool, StoreError> {
+    let Some(resident) = &shared.resident else {
+        return Ok(false);
+    };
+    let tree = &shared.trees.companies;
+    let mut after: Option<sled::IVec> = None;
+    loop {
+        if stop.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let _step = shared
+            .apply_lock
+            .read()
+            .map_err(|_| StoreError::Corrupt("apply lock poisoned".into()))?;
+        let iter = match &after {
+            None => tree.iter(),
+            Some(key) => tree.range::<&[u8], _>((
+                std::ops::Bound::Excluded(key.as_ref()),
+                std::ops::Bound::Unbounded,
+            )),
+        };
+        let step = iter.take(LOAD_STEP).collect::<Result<Vec<_>, _>>()?;
+        let entries: Vec<(&[u8], Entry)> = step
+            .iter()
+            .map(|(id, company)| (id.as_ref(), resident.entry(id, company)))
+            .collect();
+        resident.fill(entries);
+        if step.len() < LOAD_STEP {
+            resident.set_loaded();
+            return Ok(true);
+        }
+        after = step.last().map(|(id, _)| id.clone());
+        drop(_step);
+        resident.maybe_train();
     }
 }
 
@@ -435,7 +539,15 @@ impl Writer {
         let changes = set.changes.to_batch();
         let requests = set.requests.to_batch();
         let meta = set.meta.to_batch();
-        let _guard = shared
+        // Compressed before the lock is taken: reads wait for none of it.
+        let in_memory: Option<Vec<(&[u8], Option<Entry>)>> =
+            shared.resident.as_ref().map(|resident| {
+                set.companies
+                    .iter()
+                    .map(|(id, company)| (id, company.map(|c| resident.entry(id, c))))
+                    .collect()
+            });
+        let guard = shared
             .apply_lock
             .write()
             .map_err(|_| StoreError::Corrupt("apply lock poisoned".into()))?;
@@ -457,13 +569,15 @@ impl Writer {
                 Ok(())
             })
             .map_err(transaction_error)?;
-        // Still under the apply lock, so no read fills in between.
-        for (id, company) in set.companies.iter() {
-            shared
-                .company_cache
-                .set(id, company.map(|c| bytes::Bytes::copy_from_slice(c)));
+        // Still under the apply lock, so no loader step in between.
+        if let (Some(resident), Some(changes)) = (&shared.resident, in_memory) {
+            resident.apply(changes);
         }
         shared.applied.store(revision, Ordering::Release);
+        drop(guard);
+        if let Some(resident) = &shared.resident {
+            resident.maybe_train();
+        }
         Ok(())
     }
 

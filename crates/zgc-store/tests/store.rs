@@ -676,25 +676,25 @@ async fn a_group_stops_taking_writes_once_it_holds_4096_entities() {
     assert_eq!(store.company_count().unwrap(), 6000);
 }
 
-/// Reads by ID racing updates, with a company cache too small to hold
-/// every company, so reads keep missing and filling it while writes
-/// replace what they read: no read sees a company older than what was
-/// acknowledged before it started, and at the end every read, cached or
-/// not, sees the last write (a fill never put back a replaced company).
-/// The race it guards is narrow: with the fill made outside the apply lock
-/// and a 50 µs pause before it, this test failed on every run.
+/// Reads by ID racing updates while a reopened store loads its companies
+/// into memory: no read sees a company older than what was acknowledged
+/// before it started, and once every company is held, every read sees the
+/// last write (the loader never put back a company a write replaced) and a
+/// deleted company is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_by_id_never_go_back_to_a_replaced_company() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
     let dir = tempfile::tempdir().unwrap();
-    let mut config = StoreConfig::new(dir.path());
-    config.durability = Durability::None;
-    // Room for about 5 of the 12 companies (each weighs about 250).
-    config.company_cache_capacity = 5 * 250;
-    let store = Store::open(config).unwrap();
-    let (ids, first) = create_companies(&store, 12).await;
+    let (ids, first) = {
+        let store = open(dir.path(), Durability::Fsync);
+        // Several of the loader's steps, and past the first dictionary.
+        let created = create_companies(&store, 5000).await;
+        store.close().await.unwrap();
+        created
+    };
+    let store = open(dir.path(), Durability::None);
     // The employees each company was last acknowledged with: every update
     // sets a larger number than any before it.
     let acked: Arc<Vec<AtomicI32>> = Arc::new(ids.iter().map(|_| AtomicI32::new(0)).collect());
@@ -732,16 +732,24 @@ async fn reads_by_id_never_go_back_to_a_replaced_company() {
     for r in readers {
         assert!(r.await.unwrap() > 0);
     }
+    // The loader ends on its own; wait for it (a condition, not a time).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !store.companies_in_memory().unwrap().loaded {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the loader never finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let held = store.companies_in_memory().unwrap();
+    assert_eq!(held.companies, 5000);
     for (i, id) in ids.iter().enumerate() {
         let want = acked[i].load(Ordering::Acquire);
-        // Twice: the first read may fill the cache, the second hits it.
-        for _ in 0..2 {
-            assert_eq!(
-                store.get_company(id).unwrap().unwrap().employees,
-                want,
-                "{id}"
-            );
-        }
+        assert_eq!(
+            store.get_company(id).unwrap().unwrap().employees,
+            want,
+            "{id}"
+        );
     }
     let last = revisions[0];
     store
@@ -756,4 +764,5 @@ async fn reads_by_id_never_go_back_to_a_replaced_company() {
         None,
         "a deleted company is gone"
     );
+    assert_eq!(store.companies_in_memory().unwrap().companies, 4999);
 }
