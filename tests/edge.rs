@@ -321,10 +321,9 @@ async fn metrics_count_calls_by_code_and_expose_the_store() {
         sample(&body, "zgc_registry_store_bytes").unwrap() > 0.0,
         "{body}"
     );
-    // Off by default.
-    assert_eq!(
-        sample(&body, "zgc_registry_company_cache_bytes"),
-        Some(0.0),
+    // On by default.
+    assert!(
+        sample(&body, "zgc_registry_companies_in_memory_bytes").unwrap() > 0.0,
         "{body}"
     );
     assert_eq!(
@@ -338,42 +337,51 @@ async fn metrics_count_calls_by_code_and_expose_the_store() {
     );
 }
 
-/// With `--company-cache-mb`, reads by ID come from memory and follow
-/// every write: a create fills the cache, an update is read back, and a
-/// delete leaves nothing behind, in the answers or in the cache.
+/// Reads by ID come from the companies held in memory and follow every
+/// write: a create is held, an update is read back, and a delete leaves
+/// nothing behind, in the answers or in memory. A restarted registry loads
+/// what was stored, and answers the same; with the copy turned off it
+/// answers the same from disk.
 #[tokio::test]
-async fn the_company_cache_follows_every_write() {
+async fn the_companies_in_memory_follow_every_write_and_come_back_after_a_restart() {
     use zgc_tests::{sample, scrape};
-    let registry = Registry::start_with(|c| c.company_cache_mb = 1).await;
+    let registry = Registry::start().await;
     let mut client = registry.client().await;
-    let cached = |body: &str| sample(body, "zgc_registry_company_cache_bytes").unwrap();
+    let held = |body: &str| sample(body, "zgc_registry_companies_in_memory").unwrap();
 
-    let created = client
-        .create_company(CreateCompanyRequest {
-            company: Some(company("Cached", "Hebei", "Baoding")),
-            company_id: "cached".into(),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut created = Vec::new();
+    for id in ["held", "kept-1", "kept-2"] {
+        created.push(
+            client
+                .create_company(CreateCompanyRequest {
+                    company: Some(company(id, "Hebei", "Baoding")),
+                    company_id: id.into(),
+                    request_id: String::new(),
+                })
+                .await
+                .unwrap()
+                .into_inner(),
+        );
+    }
     let body = scrape(registry.metrics_addr).await;
-    assert!(cached(&body) > 0.0, "the create is held: {body}");
+    assert_eq!(held(&body), 3.0, "the creates are held: {body}");
 
     async fn get(
         client: &mut RegistryServiceClient<tonic::transport::Channel>,
-    ) -> Result<tonic::Response<Company>, tonic::Status> {
+        id: &str,
+    ) -> Result<Company, tonic::Status> {
         client
             .get_company(GetCompanyRequest {
-                name: "companies/cached".into(),
+                name: format!("companies/{id}"),
             })
             .await
+            .map(tonic::Response::into_inner)
     }
-    assert_eq!(get(&mut client).await.unwrap().into_inner(), created);
+    assert_eq!(get(&mut client, "held").await.unwrap(), created[0]);
     let updated = client
         .update_company(UpdateCompanyRequest {
             company: Some(Company {
-                name: "companies/cached".into(),
+                name: "companies/held".into(),
                 employees: 77,
                 ..Default::default()
             }),
@@ -385,21 +393,59 @@ async fn the_company_cache_follows_every_write() {
         .unwrap()
         .into_inner();
     assert_eq!(updated.employees, 77);
-    assert_eq!(get(&mut client).await.unwrap().into_inner(), updated);
+    assert_eq!(get(&mut client, "held").await.unwrap(), updated);
 
     client
         .delete_company(DeleteCompanyRequest {
-            name: "companies/cached".into(),
+            name: "companies/held".into(),
             etag: String::new(),
         })
         .await
         .unwrap();
     assert_eq!(
-        get(&mut client).await.unwrap_err().code(),
+        get(&mut client, "held").await.unwrap_err().code(),
         tonic::Code::NotFound
     );
     let body = scrape(registry.metrics_addr).await;
-    assert_eq!(cached(&body), 0.0, "the delete left nothing: {body}");
+    assert_eq!(held(&body), 2.0, "the delete left nothing: {body}");
+
+    // Restarted on the same data: the stored companies are loaded.
+    let dir = registry.stop().await.unwrap();
+    let registry = Registry::start_in(dir.path(), |_| {}).await;
+    let mut client = registry.client().await;
+    let mut body = scrape(registry.metrics_addr).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while sample(&body, "zgc_registry_companies_in_memory_loaded") != Some(1.0) {
+        assert!(std::time::Instant::now() < deadline, "never loaded: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        body = scrape(registry.metrics_addr).await;
+    }
+    assert_eq!(held(&body), 2.0, "{body}");
+    for want in &created[1..] {
+        let id = want.name.trim_start_matches("companies/");
+        assert_eq!(&get(&mut client, id).await.unwrap(), want);
+    }
+    assert_eq!(
+        get(&mut client, "held").await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+
+    // Turned off, the same answers come from disk.
+    registry.stop().await;
+    let registry = Registry::start_in(dir.path(), |c| c.companies_in_memory = false).await;
+    let mut client = registry.client().await;
+    let body = scrape(registry.metrics_addr).await;
+    assert_eq!(held(&body), 0.0, "{body}");
+    assert_eq!(
+        sample(&body, "zgc_registry_companies_in_memory_bytes"),
+        Some(0.0),
+        "{body}"
+    );
+    assert_eq!(&get(&mut client, "kept-2").await.unwrap(), &created[2]);
+    assert_eq!(
+        get(&mut client, "held").await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
 }
 
 #[tokio::test]

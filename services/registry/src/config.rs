@@ -6,20 +6,13 @@ use std::time::Duration;
 
 use zgc_server::ServerArgs;
 
-/// sled's page cache by default, in MiB. At 1,000,000 companies the
-/// registry then peaks at 508 and 513 MB in the benchmark suite's full
-/// runs (555 to 609 MB before list pages were read one per CPU at a
-/// time), and
-/// GetCompany is within a few percent of what 256 MiB gives: that store
-/// does not fit either way (BENCHMARKS.md).
-pub const DEFAULT_CACHE_MB: u64 = 128;
-
-/// Companies held in memory for reads by ID by default, in MiB: none.
-/// Holding all of 1,000,000 companies (about 340 MiB) makes GetCompany
-/// 1.4x faster but takes the registry past 600 MB (BENCHMARKS.md); a
-/// smaller store, or a deployment with memory to spare, gains by turning
-/// it on.
-pub const DEFAULT_COMPANY_CACHE_MB: u64 = 0;
+/// sled's page cache by default, in MiB. With every company held in
+/// memory (the default), reads by ID never touch it: it serves the
+/// writer's reads, list scans of the index and the change log. At
+/// 1,000,000 companies the registry then peaks near 480 MB in the
+/// benchmark suite, where 128 MiB took it past 700 (BENCHMARKS.md). A
+/// registry run with `--companies-in-memory false` wants more.
+pub const DEFAULT_CACHE_MB: u64 = 32;
 
 /// How writes are made durable before they are acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -69,13 +62,13 @@ pub struct Config {
     /// memory; more makes reads of a store that does not fit faster.
     #[arg(long, env = "ZGC_CACHE_MB", default_value_t = DEFAULT_CACHE_MB)]
     pub cache_mb: u64,
-    /// Companies held in memory as stored, in MiB, so reads by ID
-    /// (GetCompany, BatchGetCompanies) skip sled's page cache; 0 (the
-    /// default) turns it off. Counts each company's encoded size plus 160
-    /// bytes (what holding it costs): 256 holds about 750,000 typical
-    /// companies.
-    #[arg(long, env = "ZGC_COMPANY_CACHE_MB", default_value_t = DEFAULT_COMPANY_CACHE_MB)]
-    pub company_cache_mb: u64,
+    /// Hold every company in memory, compressed, so reads by ID
+    /// (GetCompany, BatchGetCompanies, list pages) skip sled's page cache:
+    /// about 110 bytes per company (110 MB at 1,000,000), loaded in the
+    /// background after start, while reads go to disk. `false` turns it
+    /// off, for stores far larger than memory.
+    #[arg(long, env = "ZGC_COMPANIES_IN_MEMORY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub companies_in_memory: bool,
     /// Largest request message accepted, in bytes.
     #[arg(long, env = "ZGC_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_message_bytes: usize,
@@ -113,7 +106,7 @@ impl Config {
             durability: DurabilityArg::Fsync,
             retention: 1_000_000,
             cache_mb: 64,
-            company_cache_mb: DEFAULT_COMPANY_CACHE_MB,
+            companies_in_memory: true,
             max_message_bytes: 16 * 1024 * 1024,
             max_watchers: 1024,
             max_concurrent_scans: None,

@@ -91,7 +91,7 @@ pub async fn serve_with(
     store_config.durability = config.durability.into();
     store_config.retention = config.retention;
     store_config.cache_capacity = config.cache_mb.saturating_mul(1024 * 1024);
-    store_config.company_cache_capacity = config.company_cache_mb.saturating_mul(1024 * 1024);
+    store_config.companies_in_memory = config.companies_in_memory;
     let metrics = zgc_server::metrics::Metrics::new();
     store_config.on_commit = Some(metrics::commit_hook(&metrics));
     let store = Store::open(store_config)?;

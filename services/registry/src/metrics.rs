@@ -44,7 +44,9 @@ pub fn register_gauges(
     let bytes: Gauge = Gauge::default();
     let open_watchers: Gauge = Gauge::default();
     let ready: Gauge = Gauge::default();
-    let cached: Gauge = Gauge::default();
+    let in_memory: Gauge = Gauge::default();
+    let in_memory_bytes: Gauge = Gauge::default();
+    let in_memory_loaded: Gauge = Gauge::default();
     let scans_running: Gauge = Gauge::default();
     let scans_waiting: Gauge = Gauge::default();
     let scans_limit: Gauge = Gauge::default();
@@ -69,9 +71,19 @@ pub fn register_gauges(
         ready.clone(),
     );
     metrics.register(
-        "zgc_registry_company_cache_bytes",
-        "Companies held in memory for reads by ID, in bytes as the cache weighs them (0 when off)",
-        cached.clone(),
+        "zgc_registry_companies_in_memory",
+        "Companies held in memory for reads (0 when off)",
+        in_memory.clone(),
+    );
+    metrics.register(
+        "zgc_registry_companies_in_memory_bytes",
+        "Memory the companies held take, in bytes (0 when off)",
+        in_memory_bytes.clone(),
+    );
+    metrics.register(
+        "zgc_registry_companies_in_memory_loaded",
+        "1 once every stored company is held in memory (reads by ID then never go to disk), 0 while loading or when off",
+        in_memory_loaded.clone(),
     );
     metrics.register(
         "zgc_registry_scans_running",
@@ -97,7 +109,10 @@ pub fn register_gauges(
         open_watchers.set(i64::try_from(open).unwrap_or(i64::MAX));
         let is_ready = *store.status().borrow() == zgc_store::StoreStatus::Ready;
         ready.set(i64::from(is_ready));
-        cached.set(i64::try_from(store.company_cache_bytes()).unwrap_or(i64::MAX));
+        let held = store.companies_in_memory().unwrap_or_default();
+        in_memory.set(i64::try_from(held.companies).unwrap_or(i64::MAX));
+        in_memory_bytes.set(i64::try_from(held.bytes).unwrap_or(i64::MAX));
+        in_memory_loaded.set(i64::from(held.loaded));
         scans_running.set(i64::try_from(scans.running()).unwrap_or(i64::MAX));
         scans_waiting.set(i64::try_from(scans.waiting()).unwrap_or(i64::MAX));
         scans_limit.set(i64::try_from(scans.limit()).unwrap_or(i64::MAX));
