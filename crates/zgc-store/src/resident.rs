@@ -4,10 +4,12 @@
 //!
 //! Companies are small (about 180 bytes encoded) and alike, so each is
 //! compressed on its own with a zstd dictionary trained on the companies
-//! held: about 2.3x smaller, 1 µs to compress and well under one to
+//! held: about a microsecond to compress and well under one to
 //! decompress. A general-purpose cache would spend more on its own
 //! bookkeeping than a company takes; here entries sit back to back in
 //! 1 MiB chunks and a hash table holds one 8-byte location per company.
+//! The benchmark's 1,000,000 companies take 149 MB this way, hash table
+//! included (their encodings alone: 177 MB).
 //!
 //! - **Dictionaries** are trained when the number of companies held first
 //!   reaches 4,096, then each time it grows sixteenfold, from a sample
