@@ -115,6 +115,45 @@ async fn the_request_id_is_echoed_or_made_up() {
     );
 }
 
+/// `--max-concurrent-streams 1`: while a WatchChanges stream holds the
+/// connection's one place, a call on the same connection waits in the
+/// client, and goes through once the stream ends.
+#[tokio::test]
+async fn a_connection_carries_at_most_max_concurrent_streams_calls() {
+    let registry = Registry::start_with(|c| c.server.max_concurrent_streams = Some(1)).await;
+    let mut client = registry.client().await;
+    client
+        .create_company(CreateCompanyRequest {
+            company: Some(company("Streams", "Hebei", "Baoding")),
+            company_id: "streams".into(),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let get = GetCompanyRequest {
+        name: "companies/streams".into(),
+    };
+    let mut watch = client
+        .watch_changes(WatchChangesRequest { start_revision: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    // The stream is open on the server: it has sent the first change.
+    assert!(watch.message().await.unwrap().is_some());
+    let waiting = tokio::time::timeout(
+        Duration::from_millis(300),
+        client.clone().get_company(get.clone()),
+    )
+    .await;
+    assert!(
+        waiting.is_err(),
+        "a second call went through beside the open stream: {waiting:?}"
+    );
+    drop(watch);
+    let company = client.get_company(get).await.unwrap().into_inner();
+    assert_eq!(company.name, "companies/streams");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_connections_are_rotated_without_failing_a_call() {
     let registry = Registry::start_with(|c| c.server.max_connection_age_secs = 1).await;
