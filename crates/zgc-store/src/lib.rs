@@ -80,6 +80,11 @@ pub struct StoreConfig {
     /// Hold every company in memory, compressed, for reads by ID
     /// (`resident.rs`); loaded in the background when the store opens.
     pub companies_in_memory: bool,
+    /// Compress sled's log with zstd when this opening creates the store
+    /// (a store keeps what it was created with: sled cannot change it).
+    /// About half the disk, for CPU on every write and on every page read
+    /// back from the file.
+    pub compression: bool,
     /// Told about every group commit.
     pub on_commit: Option<CommitHook>,
 }
@@ -93,6 +98,7 @@ impl StoreConfig {
             retention: 100_000,
             cache_capacity: 32 * 1024 * 1024,
             companies_in_memory: true,
+            compression: true,
             on_commit: None,
         }
     }
@@ -239,6 +245,7 @@ pub(crate) struct Inner {
     compact_revision: AtomicU64,
     store_id: String,
     page_token_secret: [u8; 32],
+    compressed: bool,
 }
 
 impl Inner {
@@ -292,6 +299,7 @@ impl Store {
             compact_revision: AtomicU64::new(opened.compact_revision),
             store_id: opened.store_id.clone(),
             page_token_secret: opened.page_token_secret,
+            compressed: opened.compressed,
         });
         let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
         let handle = writer::spawn(inner.clone(), opened, rx, config)?;
@@ -373,6 +381,12 @@ impl Store {
     /// survive restarts).
     pub fn page_token_secret(&self) -> [u8; 32] {
         self.inner.page_token_secret
+    }
+
+    /// Whether sled compresses the store's log: what the store was created
+    /// with (see [`StoreConfig::compression`]).
+    pub fn compressed(&self) -> bool {
+        self.inner.compressed
     }
 
     /// The size of the database files.

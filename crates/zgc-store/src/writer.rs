@@ -31,6 +31,43 @@ const MAX_GROUP_ENTITIES: usize = 4096;
 /// The most change-log revisions dropped by one compaction step.
 const COMPACT_STEP: u64 = 256;
 
+/// zstd's level for sled's log when it is compressed: the fastest, as each
+/// group commit compresses every page it writes on the writer's thread.
+const COMPRESSION_LEVEL: i32 = 1;
+
+/// How much larger a compressed store's pages are in sled's cache than
+/// sled counts them: it counts a page at its size in the log, compressed.
+/// The cache is given its capacity divided by this, so that
+/// `cache_capacity` takes about the same memory either way (at 1,000,000
+/// companies the registry's peak was 569 MB compressed against 462 MB
+/// uncompressed at the same capacity, and 467 MB compressed at half).
+const CACHED_PAGE_GROWTH: u64 = 2;
+
+/// Whether sled compresses this store's log. sled records the choice when
+/// it creates a database (the `use_compression` line of its `conf` file)
+/// and refuses to open it with the other: a store keeps what it was
+/// created with, and only a new one takes `config.compression`.
+fn compressed(config: &StoreConfig) -> Result<bool, StoreError> {
+    // Text lines, then a 4-byte checksum. sled takes a file of 8 bytes or
+    // less for one its creation did not finish writing (a full disk), and
+    // writes it anew: so does this.
+    let conf = match std::fs::read(config.path.join("conf")) {
+        Ok(conf) if conf.len() <= 8 => return Ok(config.compression),
+        Ok(conf) => String::from_utf8_lossy(&conf).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(config.compression),
+        Err(e) => return Err(e.into()),
+    };
+    conf.lines()
+        .find_map(|line| line.strip_prefix("use_compression:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "{} does not say whether the store is compressed",
+                config.path.join("conf").display()
+            ))
+        })
+}
+
 /// A freshly opened generation and what it read from disk.
 pub(crate) struct Opened {
     pub(crate) shared: Shared,
@@ -39,6 +76,7 @@ pub(crate) struct Opened {
     pub(crate) compact_revision: u64,
     pub(crate) store_id: String,
     pub(crate) page_token_secret: [u8; 32],
+    pub(crate) compressed: bool,
 }
 
 pub(crate) fn open(config: &StoreConfig, generation: u64) -> Result<Opened, StoreError> {
@@ -53,9 +91,16 @@ pub(crate) fn open(config: &StoreConfig, generation: u64) -> Result<Opened, Stor
 
 fn open_generation(config: &StoreConfig, generation: u64) -> Result<Opened, StoreError> {
     std::fs::create_dir_all(&config.path)?;
+    let compressed = compressed(config)?;
     let db = sled::Config::new()
         .path(&config.path)
-        .cache_capacity(config.cache_capacity)
+        .cache_capacity(if compressed {
+            config.cache_capacity / CACHED_PAGE_GROWTH
+        } else {
+            config.cache_capacity
+        })
+        .use_compression(compressed)
+        .compression_factor(COMPRESSION_LEVEL)
         .open()
         .map_err(|e| match e {
             sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
@@ -149,6 +194,7 @@ fn open_generation(config: &StoreConfig, generation: u64) -> Result<Opened, Stor
         compact_revision,
         store_id,
         page_token_secret: secret,
+        compressed,
     })
 }
 

@@ -18,6 +18,12 @@ use zgc_store::{Durability, Store, StoreConfig, StoreError, Write};
 fn open(dir: &std::path::Path, durability: Durability) -> Store {
     let mut config = StoreConfig::new(dir);
     config.durability = durability;
+    open_config(config)
+}
+
+/// Opens the store `config` says, retrying while the directory is locked
+/// as [`open`] does.
+fn open_config(config: StoreConfig) -> Store {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         match Store::open(config.clone()) {
@@ -386,10 +392,20 @@ async fn change_log_reads_racing_updates_see_each_revisions_own_images() {
     writer.await.unwrap();
 }
 
+/// The store's sled database, opened as the store opens it (compressed:
+/// the default).
+fn raw_db(dir: &std::path::Path) -> sled::Db {
+    sled::Config::new()
+        .path(dir)
+        .use_compression(true)
+        .open()
+        .unwrap()
+}
+
 /// Sets the store's on-disk format marker, as an older or newer build
 /// would have left it.
 fn set_format(dir: &std::path::Path, format: u64) {
-    let db = sled::open(dir).unwrap();
+    let db = raw_db(dir);
     db.open_tree("meta")
         .unwrap()
         .insert("format", &format.to_be_bytes())
@@ -398,7 +414,7 @@ fn set_format(dir: &std::path::Path, format: u64) {
 }
 
 fn format_of(dir: &std::path::Path) -> Option<u64> {
-    let db = sled::open(dir).unwrap();
+    let db = raw_db(dir);
     let v = db.open_tree("meta").unwrap().get("format").unwrap()?;
     Some(u64::from_be_bytes(v.as_ref().try_into().unwrap()))
 }
@@ -765,4 +781,35 @@ async fn reads_by_id_never_go_back_to_a_replaced_company() {
         "a deleted company is gone"
     );
     assert_eq!(store.companies_in_memory().unwrap().companies, 4999);
+}
+
+#[tokio::test]
+async fn a_store_keeps_the_compression_it_was_created_with() {
+    // sled refuses to open a database with the other setting; a store made
+    // before compression was the default (or with it off) must still open
+    // with the default configuration, and stay as it was made.
+    for created_compressed in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = StoreConfig::new(dir.path());
+        config.compression = created_compressed;
+        let store = open_config(config);
+        assert_eq!(store.compressed(), created_compressed);
+        store
+            .write(Write::CreateCompanies {
+                companies: (0..300).map(|i| company(&format!("c{i}"), i)).collect(),
+                request: None,
+            })
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+        drop(store);
+
+        let mut config = StoreConfig::new(dir.path());
+        config.compression = !created_compressed;
+        let store = open_config(config);
+        assert_eq!(store.compressed(), created_compressed);
+        assert_eq!(store.get_company("c299").unwrap().unwrap().employees, 299);
+        assert_eq!(state(&store).len(), 300);
+        store.close().await.unwrap();
+    }
 }
