@@ -1,6 +1,6 @@
 //! Both services behind a real HTTP/2 proxy standing in for a mesh
-//! sidecar: HAProxy (from Debian's packages; `.ci/run` installs it, or set
-//! `HAPROXY` to its path). Unary calls, the `WatchChanges` stream and
+//! sidecar: HAProxy (from Debian's packages; `scripts/setup` installs it,
+//! `HAPROXY` overrides the path). Unary calls, the `WatchChanges` stream and
 //! health checks go through it, and the stats service's two replicas are
 //! restarted one after the other under steady client load, the way a
 //! Kubernetes rolling update does it: the endpoint leaves the proxy's
@@ -32,8 +32,8 @@ use zgc_tests::{Registry, Stats, company};
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
-fn haproxy_binary() -> String {
-    std::env::var("HAPROXY").unwrap_or_else(|_| "/usr/sbin/haproxy".into())
+fn haproxy_binary() -> std::path::PathBuf {
+    zgc_tests::tools::tool("haproxy", "HAPROXY")
 }
 
 /// The proxy's configuration: registry calls by path to the registry,
@@ -101,9 +101,7 @@ impl Proxy {
                 .stderr(Stdio::inherit())
                 .kill_on_drop(true)
                 .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("cannot run haproxy ({e}); `.ci/run` installs it (Debian haproxy), or set HAPROXY")
-                });
+                .unwrap_or_else(|e| panic!("cannot run haproxy: {e}"));
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             // Ready once it accepts connections; or it exited (port taken).
             let ready = tokio::time::timeout(PATIENCE, async {

