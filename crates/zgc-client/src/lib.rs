@@ -14,6 +14,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tower_service::Service;
+use zgc_proto::wire::REQUEST_ID_HEADER;
 
 pub mod pipeline;
 
@@ -132,8 +133,8 @@ pub fn headers(token: Option<&str>, request_id: Option<&str>) -> Result<HeaderMa
     }
     let id = request_id.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
     headers.insert(
-        HeaderName::from_static("x-request-id"),
-        HeaderValue::from_str(&id).map_err(|_| ClientError::Header("x-request-id"))?,
+        HeaderName::from_static(REQUEST_ID_HEADER),
+        HeaderValue::from_str(&id).map_err(|_| ClientError::Header(REQUEST_ID_HEADER))?,
     );
     Ok(headers)
 }

@@ -36,3 +36,4 @@ pub mod stats {
 }
 
 pub mod json;
+pub mod wire;

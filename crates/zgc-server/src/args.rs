@@ -91,21 +91,36 @@ pub fn read_pem(path: &Path) -> Result<Vec<u8>, SetupError> {
     })
 }
 
+/// The flags' defaults, as a server started with no flags and no
+/// environment has them: read from their clap definitions, the one place
+/// each default is written.
 impl Default for ServerArgs {
     fn default() -> Self {
-        Self {
-            max_concurrent_calls: 256,
-            drain_secs: 10,
-            log_format: LogFormat::Text,
-            metrics_listen: None,
-            keepalive_secs: 60,
-            max_connection_age_secs: 0,
-            max_concurrent_streams: None,
-            tls_cert: None,
-            tls_key: None,
-            tls_client_ca: None,
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: ServerArgs,
         }
+        defaults::<Only>().args
     }
+}
+
+/// A command's flags at their defaults: parsed from no arguments with
+/// every environment-variable fallback switched off, so what the
+/// environment of this process says does not leak in. Services derive
+/// their in-process configurations (`zgc up`, tests) from this, so they
+/// can never drift from the binaries'.
+///
+/// Panics if a default of `P` itself fails its own parser: a bug in the
+/// flag definitions, not input (each service's tests parse its defaults).
+pub fn defaults<P: clap::Parser>() -> P {
+    let command = P::command().mut_args(|arg| arg.env(None::<&str>));
+    #[allow(clippy::expect_used)] // only our own definitions are parsed
+    let matches = command
+        .try_get_matches_from([P::command().get_name().to_string()])
+        .expect("every flag's default parses");
+    #[allow(clippy::expect_used)]
+    P::from_arg_matches(&matches).expect("every flag's default parses")
 }
 
 /// The tonic server with the layers every zgc server runs behind, from

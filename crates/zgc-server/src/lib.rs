@@ -15,10 +15,11 @@ pub mod load_shed;
 pub mod metrics;
 pub mod observe;
 pub mod reflection;
+pub mod retry;
 pub mod revision_header;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use args::ServerArgs;
 pub use load_shed::LoadShedLayer;
-pub use revision_header::{REVISION_HEADER, RevisionLayer};
+pub use revision_header::RevisionLayer;

@@ -16,11 +16,9 @@ use http::HeaderMap;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+use zgc_proto::wire::{ERROR_DOMAIN, metadata, reason};
 
 use crate::gate::{Gate, GateLayer};
-
-/// The `ErrorInfo` reason of a shed call (domain `zgc.dev`).
-pub const OVERLOADED: &str = "OVERLOADED";
 
 /// How long a shed client is asked to wait before retrying.
 const RETRY_AFTER: Duration = Duration::from_millis(50);
@@ -70,9 +68,9 @@ impl Gate for LoadShed {
 pub fn overloaded(limit: usize) -> Status {
     let mut details = ErrorDetails::with_retry_info(Some(RETRY_AFTER));
     details.set_error_info(
-        OVERLOADED,
-        "zgc.dev",
-        [("limit".to_string(), limit.to_string())],
+        reason::OVERLOADED,
+        ERROR_DOMAIN,
+        [(metadata::LIMIT.to_string(), limit.to_string())],
     );
     Status::with_error_details(
         Code::Unavailable,

@@ -19,12 +19,11 @@ use http_body::{Body, Frame, SizeHint};
 use tower_layer::Layer;
 use tower_service::Service;
 use tracing::Instrument;
+// The request ID header a mesh generates and asks applications to log and
+// forward.
+use zgc_proto::wire::REQUEST_ID_HEADER as REQUEST_ID;
 
 use crate::metrics::{MethodMetrics, Metrics};
-
-/// The request ID header a mesh generates and asks applications to log
-/// and forward.
-pub const REQUEST_ID: &str = "x-request-id";
 
 /// Longest accepted `x-request-id`; a longer or non-ASCII one is replaced.
 const MAX_REQUEST_ID: usize = 128;

@@ -14,9 +14,7 @@ use std::task::{Context, Poll};
 use http::{HeaderValue, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
-
-/// The header's name.
-pub const REVISION_HEADER: &str = "x-zgc-revision";
+use zgc_proto::wire::REVISION_HEADER;
 
 /// Where the layer reads the current revision from.
 pub type RevisionSource = Arc<dyn Fn() -> u64 + Send + Sync>;

@@ -66,6 +66,16 @@ impl std::fmt::Debug for CommitHook {
     }
 }
 
+/// How many revisions of change history a store keeps by default.
+pub const DEFAULT_RETENTION: u64 = 1_000_000;
+
+/// sled's page cache by default, in MiB. With every company held in memory
+/// (the default), reads by ID never touch it: it serves the writer's reads,
+/// list scans of the index and the change log, and a small cache keeps the
+/// registry's memory within its target at 1,000,000 companies
+/// (BENCHMARKS.md). A store without the companies in memory wants more.
+pub const DEFAULT_CACHE_MB: u64 = 32;
+
 /// How to open a store.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -95,8 +105,8 @@ impl StoreConfig {
         Self {
             path: path.into(),
             durability: Durability::Fsync,
-            retention: 100_000,
-            cache_capacity: 32 * 1024 * 1024,
+            retention: DEFAULT_RETENTION,
+            cache_capacity: DEFAULT_CACHE_MB * 1024 * 1024,
             companies_in_memory: true,
             compression: true,
             on_commit: None,

@@ -88,11 +88,7 @@ struct Importer {
 }
 
 fn revision_of(metadata: &tonic::metadata::MetadataMap) -> u64 {
-    metadata
-        .get("x-zgc-revision")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    zgc_proto::wire::revision(metadata).unwrap_or(0)
 }
 
 /// The batch entry a store error names (`requests[3].…`), if any.

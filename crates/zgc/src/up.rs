@@ -36,6 +36,18 @@ fn self_command() -> String {
     }
 }
 
+/// The registry `zgc up` runs: the standalone binary's defaults, on the
+/// store under `data_dir`.
+fn registry_config(data_dir: &Path) -> zgc_registry::Config {
+    zgc_registry::Config::for_data_dir(data_dir.join("registry"))
+}
+
+/// The stats service `zgc up` runs: the standalone binary's defaults,
+/// following the registry at `registry_endpoint`.
+fn stats_config(registry_endpoint: &str) -> zgc_stats::Config {
+    zgc_stats::Config::for_registry(registry_endpoint)
+}
+
 /// Runs until Ctrl-C or SIGTERM.
 pub async fn run(up: Up) -> Result<(), CliError> {
     let (registry_listener, registry_addr) = bind(up.registry_listen).await?;
@@ -44,15 +56,13 @@ pub async fn run(up: Up) -> Result<(), CliError> {
     let stats_endpoint = format!("http://{stats_addr}");
     let stop = CancellationToken::new();
 
-    let mut registry_config = zgc_registry::Config::for_data_dir(up.data_dir.join("registry"));
-    registry_config.cache_mb = zgc_registry::config::DEFAULT_CACHE_MB;
     let registry = tokio::spawn(zgc_registry::serve(
-        registry_config,
+        registry_config(&up.data_dir),
         registry_listener,
         stop.clone().cancelled_owned(),
     ));
     let stats = tokio::spawn(zgc_stats::serve(
-        zgc_stats::Config::for_registry(&registry_endpoint),
+        stats_config(&registry_endpoint),
         stats_listener,
         stop.clone().cancelled_owned(),
     ));
@@ -159,9 +169,47 @@ pub async fn run(up: Up) -> Result<(), CliError> {
 }
 
 fn transfer_revision(metadata: &tonic::metadata::MetadataMap) -> u64 {
-    metadata
-        .get("x-zgc-revision")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    zgc_proto::wire::revision(metadata).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, FromArgMatches};
+
+    use super::*;
+
+    /// What a binary whose flags are `P` starts with given `args` and no
+    /// environment (the environment of the test must not leak in).
+    fn as_binary<P: CommandFactory + FromArgMatches>(args: &[&str]) -> P {
+        let matches = P::command()
+            .mut_args(|arg| arg.env(None::<&str>))
+            .try_get_matches_from(args)
+            .unwrap();
+        P::from_arg_matches(&matches).unwrap()
+    }
+
+    /// `zgc up` runs both services as their binaries run when started
+    /// with no flags: only the addresses and the data directory differ.
+    #[test]
+    fn up_runs_the_services_on_the_binaries_defaults() {
+        let registry = registry_config(Path::new("/data"));
+        let binary: zgc_registry::Config = as_binary(&[
+            "zgc-registry",
+            "--data-dir",
+            "/data/registry",
+            "--listen",
+            &registry.listen.to_string(),
+        ]);
+        assert_eq!(format!("{registry:?}"), format!("{binary:?}"));
+
+        let stats = stats_config("http://127.0.0.1:1");
+        let binary: zgc_stats::Config = as_binary(&[
+            "zgc-stats",
+            "--registry-addr",
+            "http://127.0.0.1:1",
+            "--listen",
+            &stats.listen.to_string(),
+        ]);
+        assert_eq!(format!("{stats:?}"), format!("{binary:?}"));
+    }
 }

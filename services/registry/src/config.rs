@@ -6,14 +6,6 @@ use std::time::Duration;
 
 use zgc_server::ServerArgs;
 
-/// sled's page cache by default, in MiB. With every company held in
-/// memory (the default), reads by ID never touch it: it serves the
-/// writer's reads, list scans of the index and the change log. At
-/// 1,000,000 companies the registry then peaks near 480 MB in the
-/// benchmark suite, where 128 MiB took it past 700 (BENCHMARKS.md). A
-/// registry run with `--companies-in-memory false` wants more.
-pub const DEFAULT_CACHE_MB: u64 = 32;
-
 /// How writes are made durable before they are acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DurabilityArg {
@@ -56,11 +48,11 @@ pub struct Config {
     pub durability: DurabilityArg,
     /// How many revisions of change history WatchChanges can replay (and
     /// request IDs are remembered for).
-    #[arg(long, env = "ZGC_RETENTION", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "ZGC_RETENTION", default_value_t = zgc_store::DEFAULT_RETENTION, value_parser = clap::value_parser!(u64).range(1..))]
     pub retention: u64,
     /// sled's page cache, in MiB. sled's pages take about twice this in
     /// memory; more makes reads of a store that does not fit faster.
-    #[arg(long, env = "ZGC_CACHE_MB", default_value_t = DEFAULT_CACHE_MB)]
+    #[arg(long, env = "ZGC_CACHE_MB", default_value_t = zgc_store::DEFAULT_CACHE_MB)]
     pub cache_mb: u64,
     /// Hold every company in memory, compressed, so reads by ID
     /// (GetCompany, BatchGetCompanies, list pages) skip sled's page cache:
@@ -103,23 +95,19 @@ pub struct Config {
 }
 
 impl Config {
-    /// A configuration with every default, for `data_dir`, on any free
-    /// loopback port when used with [`crate::serve`].
+    /// Every flag at its default, as `zgc-registry` with no flags and no
+    /// environment starts.
+    pub fn defaults() -> Self {
+        zgc_server::args::defaults()
+    }
+
+    /// Every default, for `data_dir`, on any free loopback port when used
+    /// with [`crate::serve`].
     pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
-            durability: DurabilityArg::Fsync,
-            retention: 1_000_000,
-            cache_mb: 64,
-            companies_in_memory: true,
-            store_compression: true,
-            max_message_bytes: 16 * 1024 * 1024,
-            max_watchers: 1024,
-            max_concurrent_scans: None,
-            auth_token_file: None,
-            watch_progress_secs: 3,
-            server: ServerArgs::default(),
+            ..Self::defaults()
         }
     }
 

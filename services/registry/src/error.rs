@@ -5,10 +5,8 @@ use std::collections::HashMap;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use zgc_proto::wire::{ERROR_DOMAIN, metadata, reason};
 use zgc_store::StoreError;
-
-/// The `ErrorInfo` domain of every zgc error.
-pub const DOMAIN: &str = "zgc.dev";
 
 /// A failed registry call.
 #[derive(Debug, thiserror::Error)]
@@ -93,11 +91,11 @@ impl ApiError {
                 target,
             } => Self::FailedPrecondition {
                 message: format!("{}.{field}: {target} does not exist", entry_path(entry)),
-                reason: "REFERENCE_NOT_FOUND",
+                reason: reason::REFERENCE_NOT_FOUND,
             },
             StoreError::InUse { name, by } => Self::FailedPrecondition {
                 message: format!("{name} is still referenced by {by}"),
-                reason: "RESOURCE_IN_USE",
+                reason: reason::RESOURCE_IN_USE,
             },
             StoreError::Cycle {
                 field,
@@ -105,7 +103,7 @@ impl ApiError {
                 target,
             } => Self::FailedPrecondition {
                 message: format!("setting {field} of {name} to {target} would make a cycle"),
-                reason: "PARENT_CYCLE",
+                reason: reason::PARENT_CYCLE,
             },
             StoreError::RevisionMismatch { name, .. } => {
                 Self::EtagMismatch(format!("{name} changed since the etag was read"))
@@ -115,7 +113,7 @@ impl ApiError {
                 description: format!(
                     "request_id {request_id} was already used with a different request"
                 ),
-                reason: "REQUEST_ID_REUSED",
+                reason: reason::REQUEST_ID_REUSED,
             },
             StoreError::Compacted { compact_revision } => Self::Compacted { compact_revision },
             StoreError::TooLarge {
@@ -144,7 +142,7 @@ impl From<StoreError> for ApiError {
 }
 
 fn info(reason: &str, metadata: HashMap<String, String>) -> ErrorDetails {
-    ErrorDetails::with_error_info(reason, DOMAIN, metadata)
+    ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata)
 }
 
 impl From<ApiError> for Status {
@@ -162,7 +160,7 @@ impl From<ApiError> for Status {
                 reason,
             } => {
                 let mut d = ErrorDetails::with_bad_request_violation(field, description);
-                d.set_error_info(reason, DOMAIN, HashMap::new());
+                d.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
                 Status::with_error_details(Code::InvalidArgument, message, d)
             }
             ApiError::NotFound(_) => Status::not_found(message),
@@ -175,14 +173,17 @@ impl From<ApiError> for Status {
             ApiError::EtagMismatch(_) => Status::with_error_details(
                 Code::Aborted,
                 message,
-                info("ETAG_MISMATCH", HashMap::new()),
+                info(reason::ETAG_MISMATCH, HashMap::new()),
             ),
             ApiError::Compacted { compact_revision } => Status::with_error_details(
                 Code::OutOfRange,
                 message,
                 info(
-                    "REVISION_COMPACTED",
-                    HashMap::from([("compact_revision".to_string(), compact_revision.to_string())]),
+                    reason::REVISION_COMPACTED,
+                    HashMap::from([(
+                        metadata::COMPACT_REVISION.to_string(),
+                        compact_revision.to_string(),
+                    )]),
                 ),
             ),
             ApiError::Exhausted { reason, .. } => Status::with_error_details(
@@ -190,11 +191,7 @@ impl From<ApiError> for Status {
                 message,
                 info(reason, HashMap::new()),
             ),
-            ApiError::Unavailable(_) => Status::with_error_details(
-                Code::Unavailable,
-                message,
-                ErrorDetails::with_retry_info(Some(std::time::Duration::from_millis(200))),
-            ),
+            ApiError::Unavailable(_) => zgc_server::retry::unavailable(message),
             ApiError::Cancelled => Status::cancelled(message),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");

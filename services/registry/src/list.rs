@@ -16,6 +16,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use zgc_proto::wire::reason;
 use zgc_query::page_token::query_digest;
 use zgc_query::{Filter, OrderBy, PageToken, PageTokenError, PageTokenKey, SortKey};
 
@@ -67,7 +68,7 @@ impl Query {
             Filter::parse(filter, &T::SCHEMA).map_err(|e| ApiError::InvalidWithReason {
                 field: "filter".into(),
                 description: e.to_string(),
-                reason: "INVALID_FILTER",
+                reason: reason::INVALID_FILTER,
             })?;
         let order = OrderBy::parse(order_by, &T::SCHEMA)
             .map_err(|e| ApiError::invalid("order_by", e.to_string()))?;
@@ -86,7 +87,7 @@ impl Query {
                             "the page token was issued for a different filter or order_by".into()
                         }
                     },
-                    reason: "INVALID_PAGE_TOKEN",
+                    reason: reason::INVALID_PAGE_TOKEN,
                 }
             })?;
             if token.after.values.len() != order.fields().len() {

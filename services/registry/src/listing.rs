@@ -3,6 +3,7 @@
 //! store snapshot as of that revision. The paging logic itself is in
 //! [`crate::list`].
 
+use zgc_proto::wire::reason;
 use zgc_query::PageTokenKey;
 use zgc_store::{Store, StoreError};
 
@@ -140,7 +141,7 @@ pub fn page<T: Stored>(
             description:
                 "the listing's revision has left the change history; list again from the first page"
                     .into(),
-            reason: "PAGE_TOKEN_EXPIRED",
+            reason: reason::PAGE_TOKEN_EXPIRED,
         },
         other => other.into(),
     };

@@ -22,8 +22,8 @@ use zgc_proto::registry::v1::{
     ListCompaniesRequest, ListCompaniesResponse, ListParksRequest, ListParksResponse, Park,
     UpdateCompanyRequest, UpdateParkRequest, WatchChangesRequest, entity,
 };
+use zgc_proto::wire::{REVISION_HEADER, STORE_ID_HEADER, reason};
 use zgc_query::PageTokenKey;
-use zgc_server::REVISION_HEADER;
 use zgc_server::encoded::Encoded;
 use zgc_store::{RequestKey, Store, StoreError, Write, WriteOutcome};
 
@@ -35,11 +35,6 @@ use crate::resource::{CompanyRecord, ParkRecord};
 use crate::scans::ScanLimit;
 use crate::validate::{self, Violations};
 use crate::watch;
-
-/// The WatchChanges response header naming the store: revisions are only
-/// comparable within one store id, so a follower that sees it change must
-/// start again from a snapshot.
-pub const STORE_ID_HEADER: &str = "x-zgc-store-id";
 
 /// Most names in one BatchGetCompanies.
 pub const MAX_BATCH_GET: usize = 1000;
@@ -669,7 +664,7 @@ impl RegistryService for Registry {
                     "{} WatchChanges streams are open, the most this registry serves; retry later",
                     self.watch.max_watchers
                 ),
-                reason: "TOO_MANY_WATCHERS",
+                reason: reason::TOO_MANY_WATCHERS,
             }
         })?;
         let stream = watch::start(

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use zgc_server::ServerArgs;
 
+use crate::follower;
+
 /// The stats service's configuration.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -27,10 +29,10 @@ pub struct Config {
     /// Seconds of silence after which the registry stream is considered
     /// dead and reconnected (the registry sends progress marks every few
     /// seconds).
-    #[arg(long, env = "ZGC_STATS_STALL_SECS", default_value_t = 30)]
+    #[arg(long, env = "ZGC_STATS_STALL_SECS", default_value_t = follower::DEFAULT_STALL_SECS)]
     pub stall_secs: u64,
     /// Longest pause between reconnect attempts, in milliseconds.
-    #[arg(long, env = "ZGC_STATS_BACKOFF_MAX_MS", default_value_t = 5000)]
+    #[arg(long, env = "ZGC_STATS_BACKOFF_MAX_MS", default_value_t = follower::DEFAULT_BACKOFF_MAX_MS)]
     pub backoff_max_ms: u64,
     /// Largest request message accepted, in bytes.
     #[arg(long, env = "ZGC_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
@@ -55,20 +57,19 @@ pub struct Config {
 }
 
 impl Config {
+    /// Every flag at its default, as `zgc-stats` with no flags and no
+    /// environment starts.
+    pub fn defaults() -> Self {
+        zgc_server::args::defaults()
+    }
+
     /// Every default, following `registry_addr`, on any free loopback port
     /// when used with [`crate::serve`].
     pub fn for_registry(registry_addr: impl Into<String>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             registry_addr: registry_addr.into(),
-            stall_secs: 30,
-            backoff_max_ms: 5000,
-            max_message_bytes: 1024 * 1024,
-            registry_tls_ca: None,
-            registry_tls_cert: None,
-            registry_tls_key: None,
-            registry_tls_server_name: None,
-            server: ServerArgs::default(),
+            ..Self::defaults()
         }
     }
 

@@ -1,7 +1,5 @@
 //! Errors converted once into `tonic::Status`.
 
-use std::time::Duration;
-
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use zgc_stats_engine::QueryError;
@@ -46,11 +44,7 @@ impl From<StatsError> for Status {
                 )
             }
             StatsError::Query(QueryError::NotFound(_)) => Status::not_found(message),
-            StatsError::NotYet(_) => Status::with_error_details(
-                Code::Unavailable,
-                message,
-                ErrorDetails::with_retry_info(Some(Duration::from_millis(250))),
-            ),
+            StatsError::NotYet(_) => zgc_server::retry::unavailable(message),
             StatsError::ShuttingDown => Status::unavailable(message),
         }
     }

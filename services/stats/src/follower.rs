@@ -27,14 +27,21 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 use zgc_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use zgc_proto::registry::v1::{ChangeEvent, WatchChangesRequest, WatchChangesResponse};
+use zgc_proto::wire::{self, reason};
 use zgc_server::health::Health;
 use zgc_stats_engine::Engine;
 
 use crate::metrics::FollowerMetrics;
 use crate::state::State;
 
-/// The header naming the registry's store on `WatchChanges`.
-const STORE_ID_HEADER: &str = "x-zgc-store-id";
+/// Seconds of silence after which a registry stream is taken for dead and
+/// reconnected, by default: well past the registry's progress marks (every
+/// few seconds on an idle stream), so only a dead peer trips it.
+pub const DEFAULT_STALL_SECS: u64 = 30;
+
+/// The longest pause between reconnect attempts by default, in
+/// milliseconds.
+pub const DEFAULT_BACKOFF_MAX_MS: u64 = 5000;
 
 /// How the follower connects and waits.
 #[derive(Debug, Clone)]
@@ -61,8 +68,8 @@ impl FollowerConfig {
         Self {
             registry_addr: registry_addr.into(),
             backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
-            stall_timeout: Duration::from_secs(30),
+            backoff_max: Duration::from_millis(DEFAULT_BACKOFF_MAX_MS),
+            stall_timeout: Duration::from_secs(DEFAULT_STALL_SECS),
             max_message_bytes: 64 * 1024 * 1024,
             tls: zgc_client::ClientTls::default(),
         }
@@ -101,7 +108,7 @@ impl From<Status> for FollowError {
     fn from(s: Status) -> Self {
         let compacted = s.code() == Code::OutOfRange
             && s.get_details_error_info()
-                .is_some_and(|i| i.reason == "REVISION_COMPACTED");
+                .is_some_and(|i| i.reason == reason::REVISION_COMPACTED);
         if compacted {
             Self::Compacted
         } else {
@@ -220,7 +227,7 @@ async fn follow(
         .map_err(|_| FollowError::Stalled(stall))??;
     let store_id = response
         .metadata()
-        .get(STORE_ID_HEADER)
+        .get(wire::STORE_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();

@@ -24,7 +24,7 @@ use zgc_proto::stats::v1::{
     GetRelocationFlowsResponse, GetSummaryRequest, GetTimeSeriesRequest, GetTimeSeriesResponse,
     RankParksRequest, RankParksResponse, Summary, WatchSummaryRequest,
 };
-use zgc_server::REVISION_HEADER;
+use zgc_proto::wire::REVISION_HEADER;
 use zgc_server::encoded::Encoded;
 use zgc_stats_engine::{Engine, QueryError};
 
