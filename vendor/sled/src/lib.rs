@@ -83,7 +83,7 @@
 #![doc(
     html_logo_url = "https://raw.githubusercontent.com/spacejam/sled/master/art/tree_face_anti-transphobia.png"
 )]
-// zgc patch: upstream denies lints that newer compilers added or made
+// zgc patch (PATCHES.md, 3): upstream denies lints that newer compilers added or made
 // stricter, which fails the build of a path dependency (cargo caps the
 // lints of crates.io dependencies only). Vendored code is not linted here,
 // as cargo does not lint it from crates.io either.

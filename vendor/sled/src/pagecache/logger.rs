@@ -131,8 +131,9 @@ impl Log {
 
                 let _measure = Measure::new(&M.compress);
 
-                // zgc: one compression context per thread, reused, instead
-                // of one made and freed for every message.
+                // zgc patch (PATCHES.md, 1): one compression context per
+                // thread, reused, instead of one made and freed for every
+                // message.
                 let compressed_buf = crate::pagecache::zstd_contexts::compress(
                     &buf,
                     self.config.compression_factor,

@@ -20,6 +20,7 @@ mod parallel_io_windows;
 mod reservation;
 mod segment;
 mod snapshot;
+// zgc patch (PATCHES.md, 1): zstd contexts kept per thread.
 #[cfg(feature = "compression")]
 mod zstd_contexts;
 
@@ -265,6 +266,10 @@ pub(crate) fn u32_to_arr(number: u32) -> [u8; 4] {
 pub(crate) fn maybe_decompress(in_buf: Vec<u8>) -> std::io::Result<Vec<u8>> {
     #[cfg(feature = "compression")]
     {
+        // zgc patch (PATCHES.md, 1): an error instead of a panic on a message
+        // without its length frame, and one decompression context per
+        // thread, reused; an error instead of a panic on a frame that does
+        // not decompress.
         let scootable_in_buf = &mut &*in_buf;
         let _ivec_varint = u64::deserialize(scootable_in_buf).map_err(|_| {
             std::io::Error::new(
@@ -273,8 +278,6 @@ pub(crate) fn maybe_decompress(in_buf: Vec<u8>) -> std::io::Result<Vec<u8>> {
             )
         })?;
         let _measure = Measure::new(&M.decompress);
-        // zgc: one decompression context per thread, reused, and an error
-        // instead of a panic on a frame that does not decompress.
         zstd_contexts::decompress(scootable_in_buf)
     }
 

@@ -1,3 +1,5 @@
+// zgc patch (PATCHES.md, 2): zstd 0.13's `bulk` for zstd 0.9's `block`,
+// the same calls.
 #[cfg(feature = "zstd")]
 use zstd::bulk::{compress, decompress};
 

@@ -1,4 +1,4 @@
-//! zgc patch: zstd compression and decompression through contexts kept per
+//! zgc patch (PATCHES.md, 1): zstd compression and decompression through contexts kept per
 //! thread and reused. Upstream sled 0.34.7 makes and frees a context for
 //! every message it writes (`zstd::block::compress`) and a streaming decoder
 //! for every message it reads (`zstd::stream::decode_all`), which costs more
