@@ -1,7 +1,8 @@
-//! What the articles in `shared/seeds/` say: every park and named company,
-//! with the facts given about them. Each record's `source` label names its
-//! article; details the articles leave open but a record needs (a branch's
-//! city, say) are marked with the label `detail = synthetic`.
+//! What the five articles (named below, by title and date) say: every park
+//! and named company, with the facts given about them. Each record's
+//! `source` label names its article; details the articles leave open but a
+//! record needs (a branch's city, say) are marked with the label
+//! `detail = synthetic`.
 
 use zgc_proto::registry::v1::{Company, Park, ParkKind};
 

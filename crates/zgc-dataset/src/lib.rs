@@ -1,5 +1,5 @@
-//! The scenario dataset from the articles in `shared/seeds/`, and a seeded
-//! generator at any scale.
+//! The scenario dataset from five articles about Zhongguancun's parks
+//! (`articles`, by title and date), and a seeded generator at any scale.
 //!
 //! [`scenario()`] is every park and named company the articles mention,
 //! with what they say about them (labelled `source = <article>`), plus

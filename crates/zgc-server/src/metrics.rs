@@ -38,7 +38,7 @@ pub struct MethodLabels {
 pub type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// RPC latency bucket bounds, in seconds: fine below a millisecond, where
-/// point reads answer and where the benchmark's 250 µs p99 target is, then
+/// point reads answer and where the benchmarks' latency targets are, then
 /// coarser up to a minute for streams and slow writes.
 pub const LATENCY_BUCKETS: [f64; 24] = [
     0.000_025, 0.000_05, 0.000_075, 0.000_1, 0.000_15, 0.000_2, 0.000_25, 0.000_3, 0.000_4,

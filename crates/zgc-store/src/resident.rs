@@ -1,15 +1,14 @@
 //! Every company held in memory, compressed, so reading one by ID never
-//! walks sled's page cache (see BENCHMARKS.md: at 1,000,000 companies
-//! sled's read was a third of the registry's CPU under GetCompany).
+//! walks sled's page cache, which was most of what a GetCompany cost at
+//! scale (BENCHMARKS.md has the figures).
 //!
 //! Companies are small (about 180 bytes encoded) and alike, so each is
 //! compressed on its own with a zstd dictionary trained on the companies
-//! held: about a microsecond to compress and well under one to
-//! decompress. A general-purpose cache would spend more on its own
-//! bookkeeping than a company takes; here entries sit back to back in
-//! 1 MiB chunks and a hash table holds one 8-byte location per company.
-//! The benchmark's 1,000,000 companies take 149 MB this way, hash table
-//! included (their encodings alone: 177 MB).
+//! held, which is cheap next to a call. A general-purpose cache would
+//! spend more on its own bookkeeping than a company takes; here entries
+//! sit back to back in 1 MiB chunks and a hash table holds one 8-byte
+//! location per company, so all of them take less than their encodings
+//! (BENCHMARKS.md).
 //!
 //! - **Dictionaries** are trained when the number of companies held first
 //!   reaches 4,096, then each time it grows sixteenfold, from a sample

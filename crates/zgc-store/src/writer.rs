@@ -38,9 +38,8 @@ const COMPRESSION_LEVEL: i32 = 1;
 /// How much larger a compressed store's pages are in sled's cache than
 /// sled counts them: it counts a page at its size in the log, compressed.
 /// The cache is given its capacity divided by this, so that
-/// `cache_capacity` takes about the same memory either way (at 1,000,000
-/// companies the registry's peak was 569 MB compressed against 462 MB
-/// uncompressed at the same capacity, and 467 MB compressed at half).
+/// `cache_capacity` takes about the same memory either way (measured at
+/// scale: BENCHMARKS.md).
 const CACHED_PAGE_GROWTH: u64 = 2;
 
 /// Whether sled compresses this store's log. sled records the choice when

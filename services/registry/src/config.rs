@@ -56,7 +56,7 @@ pub struct Config {
     pub cache_mb: u64,
     /// Hold every company in memory, compressed, so reads by ID
     /// (GetCompany, BatchGetCompanies, list pages) skip sled's page cache:
-    /// about 150 bytes per company (149 MB at 1,000,000), loaded in the
+    /// a little less than the companies' encoded size, loaded in the
     /// background after start, while reads go to disk. `false` turns it
     /// off, for stores far larger than memory.
     #[arg(long, env = "ZGC_COMPANIES_IN_MEMORY", default_value_t = true, action = clap::ArgAction::Set)]

@@ -1,8 +1,8 @@
 //! GetSummary's answers, kept encoded per scope until the engine changes.
 //!
 //! A summary is the same bytes for every caller until the next change is
-//! applied, and building and encoding it took a fifth of a GetSummary's
-//! CPU (see BENCHMARKS.md). Each answer is kept with the engine generation
+//! applied, and building and encoding it was a large share of a
+//! GetSummary's CPU (BENCHMARKS.md). Each answer is kept with the engine generation
 //! it was read at ([`crate::state::Reading::generation`]) and served only
 //! while the engine still is at that generation, so a cached answer is
 //! always exactly what the engine would answer now.
