@@ -277,102 +277,120 @@ pub enum Granularity {
 #[derive(Debug, Subcommand)]
 pub enum Stats {
     /// The summary of a scope.
-    Summary {
-        #[command(flatten)]
-        scope: ScopeArgs,
-        /// With --park: include every affiliated park.
-        #[arg(long)]
-        affiliates: bool,
-        #[command(flatten)]
-        fresh: Fresh,
-    },
+    Summary(SummaryArgs),
     /// Parks ranked by a metric.
-    Rank {
-        #[arg(long, value_enum)]
-        metric: RankMetric,
-        /// The year, for revenue metrics.
-        #[arg(long, default_value_t = 0)]
-        year: i32,
-        /// Only parks in this province.
-        #[arg(long)]
-        province: Option<String>,
-        /// How many (at most 100).
-        #[arg(long, default_value_t = 10)]
-        limit: i32,
-        #[command(flatten)]
-        fresh: Fresh,
-    },
+    Rank(RankArgs),
     /// Relocations grouped by origin and destination.
-    Flows {
-        /// Only from this province.
-        #[arg(long)]
-        from: Option<String>,
-        /// Only to this province.
-        #[arg(long)]
-        to: Option<String>,
-        /// Only records dated in this year or later.
-        #[arg(long, default_value_t = 0)]
-        start_year: i32,
-        /// Only records dated in this year or earlier.
-        #[arg(long, default_value_t = 0)]
-        end_year: i32,
-        #[arg(long, value_enum, default_value_t = Level::Province)]
-        level: Level,
-        #[command(flatten)]
-        fresh: Fresh,
-    },
+    Flows(FlowsArgs),
     /// Where the branches of a scope's companies are.
-    Footprint {
-        #[command(flatten)]
-        scope: ScopeArgs,
-        /// With --park: include every affiliated park.
-        #[arg(long)]
-        affiliates: bool,
-        /// Founded on or after (YYYY, YYYY-MM or YYYY-MM-DD).
-        #[arg(long)]
-        start: Option<String>,
-        /// Founded on or before.
-        #[arg(long)]
-        end: Option<String>,
-        #[arg(long, value_enum, default_value_t = Level::Province)]
-        level: Level,
-        #[command(flatten)]
-        fresh: Fresh,
-    },
+    Footprint(FootprintArgs),
     /// A metric over time.
-    Series {
-        #[command(flatten)]
-        scope: ScopeArgs,
-        /// With --park: include every affiliated park.
-        #[arg(long)]
-        affiliates: bool,
-        #[arg(long, value_enum)]
-        metric: SeriesMetric,
-        #[arg(long, value_enum, default_value_t = Granularity::Year)]
-        granularity: Granularity,
-        /// The first period (YYYY, YYYY-MM or YYYY-MM-DD).
-        #[arg(long)]
-        start: Option<String>,
-        /// The last period.
-        #[arg(long)]
-        end: Option<String>,
-        #[command(flatten)]
-        fresh: Fresh,
-    },
+    Series(SeriesArgs),
     /// Follow a scope's summary as it changes.
-    Watch {
-        #[command(flatten)]
-        scope: ScopeArgs,
-        /// With --park: include every affiliated park.
-        #[arg(long)]
-        affiliates: bool,
-        /// At most one summary per this many milliseconds.
-        #[arg(long, default_value_t = 1000)]
-        interval_ms: u64,
-        /// Stop after this many summaries.
-        #[arg(long)]
-        limit: Option<u64>,
-    },
+    Watch(WatchSummaryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SummaryArgs {
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// With --park: include every affiliated park.
+    #[arg(long)]
+    pub affiliates: bool,
+    #[command(flatten)]
+    pub fresh: Fresh,
+}
+
+#[derive(Debug, Args)]
+pub struct RankArgs {
+    #[arg(long, value_enum)]
+    pub metric: RankMetric,
+    /// The year, for revenue metrics.
+    #[arg(long, default_value_t = 0)]
+    pub year: i32,
+    /// Only parks in this province.
+    #[arg(long)]
+    pub province: Option<String>,
+    /// How many (at most 100).
+    #[arg(long, default_value_t = 10)]
+    pub limit: i32,
+    #[command(flatten)]
+    pub fresh: Fresh,
+}
+
+#[derive(Debug, Args)]
+pub struct FlowsArgs {
+    /// Only from this province.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only to this province.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Only records dated in this year or later.
+    #[arg(long, default_value_t = 0)]
+    pub start_year: i32,
+    /// Only records dated in this year or earlier.
+    #[arg(long, default_value_t = 0)]
+    pub end_year: i32,
+    #[arg(long, value_enum, default_value_t = Level::Province)]
+    pub level: Level,
+    #[command(flatten)]
+    pub fresh: Fresh,
+}
+
+#[derive(Debug, Args)]
+pub struct FootprintArgs {
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// With --park: include every affiliated park.
+    #[arg(long)]
+    pub affiliates: bool,
+    /// Founded on or after (YYYY, YYYY-MM or YYYY-MM-DD).
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Founded on or before.
+    #[arg(long)]
+    pub end: Option<String>,
+    #[arg(long, value_enum, default_value_t = Level::Province)]
+    pub level: Level,
+    #[command(flatten)]
+    pub fresh: Fresh,
+}
+
+#[derive(Debug, Args)]
+pub struct SeriesArgs {
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// With --park: include every affiliated park.
+    #[arg(long)]
+    pub affiliates: bool,
+    #[arg(long, value_enum)]
+    pub metric: SeriesMetric,
+    #[arg(long, value_enum, default_value_t = Granularity::Year)]
+    pub granularity: Granularity,
+    /// The first period (YYYY, YYYY-MM or YYYY-MM-DD).
+    #[arg(long)]
+    pub start: Option<String>,
+    /// The last period.
+    #[arg(long)]
+    pub end: Option<String>,
+    #[command(flatten)]
+    pub fresh: Fresh,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchSummaryArgs {
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// With --park: include every affiliated park.
+    #[arg(long)]
+    pub affiliates: bool,
+    /// At most one summary per this many milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub interval_ms: u64,
+    /// Stop after this many summaries.
+    #[arg(long)]
+    pub limit: Option<u64>,
 }
 
 #[derive(Debug, Args)]

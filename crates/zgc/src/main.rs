@@ -5,6 +5,7 @@ mod charts;
 mod cli;
 mod connect;
 mod error;
+mod output;
 mod resources;
 mod stats;
 mod transfer;
