@@ -240,73 +240,70 @@ fn micros(us: f64) -> String {
     }
 }
 
-/// The generated part of BENCHMARKS.md, markers included.
+/// The generated part of BENCHMARKS.md, markers included: the run's
+/// setting, then one section per kind of measurement.
 pub fn markdown(r: &Results) -> String {
-    let mut md = String::new();
-    let line = |md: &mut String, s: &str| {
-        md.push_str(s);
-        md.push('\n');
-    };
-    line(&mut md, BEGIN);
-    line(&mut md, "");
-    line(&mut md, "## The latest run");
-    line(&mut md, "");
+    [
+        format!("{BEGIN}\n\n## The latest run\n\n"),
+        setting(r),
+        targets_section(r),
+        scenarios_section(r),
+        once_per_run_section(r),
+        postgres_section(r),
+        format!("{END}\n"),
+    ]
+    .concat()
+}
+
+/// The machine, the command and the load.
+fn setting(r: &Results) -> String {
     let m = &r.machine;
-    line(
-        &mut md,
-        &format!(
-            "- Machine: {} CPUs ({}), {:.0} GiB, {}, Linux {}. The load generator, \
-             the baselines and the servers share these CPUs.",
-            m.cpus,
-            m.cpu_model,
-            m.memory_bytes as f64 / f64::from(1u32 << 30),
-            m.os,
-            m.kernel
-        ),
+    let mut md = format!(
+        "- Machine: {} CPUs ({}), {:.0} GiB, {}, Linux {}. The load generator, \
+         the baselines and the servers share these CPUs.\n",
+        m.cpus,
+        m.cpu_model,
+        m.memory_bytes as f64 / f64::from(1u32 << 30),
+        m.os,
+        m.kernel
     );
-    line(&mut md, &format!("- Command: `{}`", r.command));
-    line(
-        &mut md,
-        &format!(
-            "- {} companies, {} build; {} calls in flight over {} connections; \
-             every figure is the median of {} runs of {} s.",
-            thousands(r.companies),
-            r.profile,
-            r.concurrency,
-            r.connections,
-            r.runs,
-            r.seconds_per_run
-        ),
+    md += &format!("- Command: `{}`\n", r.command);
+    md += &format!(
+        "- {} companies, {} build; {} calls in flight over {} connections; \
+         every figure is the median of {} runs of {} s.\n",
+        thousands(r.companies),
+        r.profile,
+        r.concurrency,
+        r.connections,
+        r.runs,
+        r.seconds_per_run
     );
     if r.companies < FULL_SCALE {
-        line(
-            &mut md,
-            &format!(
-                "- **Below the targets' scale** ({} companies): verdicts that depend \
-                 on scale say \"below scale\".",
-                thousands(FULL_SCALE)
-            ),
+        md += &format!(
+            "- **Below the targets' scale** ({} companies): verdicts that depend \
+             on scale say \"below scale\".\n",
+            thousands(FULL_SCALE)
         );
     }
-    line(&mut md, "");
-    line(&mut md, "### Targets");
-    line(&mut md, "");
-    line(&mut md, "| target | measured | status |");
-    line(&mut md, "|---|---|---|");
+    md + "\n"
+}
+
+/// Every target, what was measured and whether it is met.
+fn targets_section(r: &Results) -> String {
+    let mut md = String::from("### Targets\n\n| target | measured | status |\n|---|---|---|\n");
     for t in targets(r) {
-        line(
-            &mut md,
-            &format!("| {} | {} | {} |", t.goal, t.measured, t.status.label()),
-        );
+        md += &format!("| {} | {} | {} |\n", t.goal, t.measured, t.status.label());
     }
-    line(&mut md, "");
-    line(&mut md, "### Load scenarios");
-    line(&mut md, "");
-    line(
-        &mut md,
-        "| scenario | each call | calls/s | vs echo | p50 | p99 | server p99 | server CPU per call |",
+    md + "\n"
+}
+
+/// One row per load scenario, against the echo of its payload.
+fn scenarios_section(r: &Results) -> String {
+    let mut md = String::from(
+        "### Load scenarios\n\n\
+         | scenario | each call | calls/s | vs echo | p50 | p99 | server p99 | server CPU per call |\n\
+         |---|---|---|---|---|---|---|---|\n",
     );
-    line(&mut md, "|---|---|---|---|---|---|---|---|");
     for s in &r.scenarios {
         let vs_echo = r.baseline(&s.name).map_or("—".to_string(), |echo| {
             format!(
@@ -314,43 +311,34 @@ pub fn markdown(r: &Results) -> String {
                 s.throughput_per_s.median / echo.throughput_per_s.median
             )
         });
-        line(
-            &mut md,
-            &format!(
-                "| {} | {} | {:.0} | {} | {} | {} | {} | {:.0} µs |",
-                s.name,
-                s.description,
-                s.throughput_per_s.median,
-                vs_echo,
-                micros(s.p50_us),
-                micros(s.p99_us),
-                s.server_p99_us.map_or("—".into(), micros),
-                s.server_cpu_ms_per_call * 1000.0,
-            ),
+        md += &format!(
+            "| {} | {} | {:.0} | {} | {} | {} | {} | {:.0} µs |\n",
+            s.name,
+            s.description,
+            s.throughput_per_s.median,
+            vs_echo,
+            micros(s.p50_us),
+            micros(s.p99_us),
+            s.server_p99_us.map_or("—".into(), micros),
+            s.server_cpu_ms_per_call * 1000.0,
         );
     }
-    line(
-        &mut md,
-        &format!(
-            "| raw sled loop | insert, flush, fsync one key (in-process) | {:.0} | | | | | |",
-            r.raw_sled_writes_per_s
-        ),
+    md += &format!(
+        "| raw sled loop | insert, flush, fsync one key (in-process) | {:.0} | | | | | |\n\n",
+        r.raw_sled_writes_per_s
     );
-    line(&mut md, "");
-    line(
-        &mut md,
-        "\"vs echo\" is the throughput against the echo of the same payload: \
-         `echo/summary/<scope>` for `summary/<scope>` and \
-         `observed-echo/summary/<scope>`, `echo` (a stored company) for the \
-         rest. `observed-echo/summary/<scope>` is that echo with the layer that \
-         times the services' calls: its server p99 is the transport's own \
-         under the same load, and it is never a throughput baseline.",
-    );
-    line(&mut md, "");
-    line(&mut md, "### Once per run");
-    line(&mut md, "");
-    line(&mut md, "| measurement | median | runs |");
-    line(&mut md, "|---|---|---|");
+    md + "\"vs echo\" is the throughput against the echo of the same payload: \
+          `echo/summary/<scope>` for `summary/<scope>` and \
+          `observed-echo/summary/<scope>`, `echo` (a stored company) for the \
+          rest. `observed-echo/summary/<scope>` is that echo with the layer that \
+          times the services' calls: its server p99 is the transport's own \
+          under the same load, and it is never a throughput baseline.\n\n"
+}
+
+/// The measurements made once per run: import, sync, restart, freshness.
+fn once_per_run_section(r: &Results) -> String {
+    let mut md =
+        String::from("### Once per run\n\n| measurement | median | runs |\n|---|---|---|\n");
     for (name, m) in [
         (
             "import through BatchCreateCompanies of 1,000 (s)",
@@ -363,56 +351,41 @@ pub fn markdown(r: &Results) -> String {
         ),
     ] {
         let runs: Vec<String> = m.runs.iter().map(|v| format!("{v:.2}")).collect();
-        line(
-            &mut md,
-            &format!("| {name} | {:.2} | {} |", m.median, runs.join(", ")),
-        );
+        md += &format!("| {name} | {:.2} | {} |\n", m.median, runs.join(", "));
     }
-    line(
-        &mut md,
-        &format!(
-            "| freshness at {} writes/s: acknowledgement to visible in stats | p50 {}, p99 {} | {:.0} writes/s achieved |",
-            r.freshness.target_rate,
-            micros(r.freshness.p50_us),
-            micros(r.freshness.p99_us),
-            r.freshness.achieved_rate
-        ),
+    md += &format!(
+        "| freshness at {} writes/s: acknowledgement to visible in stats | p50 {}, p99 {} | {:.0} writes/s achieved |\n\n",
+        r.freshness.target_rate,
+        micros(r.freshness.p50_us),
+        micros(r.freshness.p99_us),
+        r.freshness.achieved_rate
     );
-    line(&mut md, "");
-    if !r.postgres.is_empty() {
-        line(&mut md, "### PostgreSQL");
-        line(&mut md, "");
-        line(
-            &mut md,
-            &format!(
-                "The same companies, loaded with `COPY` and indexed in {:.1} s. One call \
-                 at a time: the SQL that computes a summary (six `GROUP BY` statements in \
-                 one round trip) against GetSummary over gRPC.",
-                r.postgres_load_s
-            ),
-        );
-        line(&mut md, "");
-        line(
-            &mut md,
-            "| scope | PostgreSQL p50 | GetSummary p50 | ratio |",
-        );
-        line(&mut md, "|---|---|---|---|");
-        for c in &r.postgres {
-            line(
-                &mut md,
-                &format!(
-                    "| {} | {} | {} | {:.0}x |",
-                    c.scope,
-                    micros(c.postgres_p50_us),
-                    micros(c.summary_p50_us),
-                    c.postgres_p50_us / c.summary_p50_us.max(1e-9)
-                ),
-            );
-        }
-        line(&mut md, "");
-    }
-    line(&mut md, END);
     md
+}
+
+/// GetSummary against PostgreSQL's GROUP BY, one call at a time; nothing
+/// when PostgreSQL was skipped.
+fn postgres_section(r: &Results) -> String {
+    if r.postgres.is_empty() {
+        return String::new();
+    }
+    let mut md = format!(
+        "### PostgreSQL\n\nThe same companies, loaded with `COPY` and indexed in {:.1} s. One call \
+         at a time: the SQL that computes a summary (six `GROUP BY` statements in \
+         one round trip) against GetSummary over gRPC.\n\n\
+         | scope | PostgreSQL p50 | GetSummary p50 | ratio |\n|---|---|---|---|\n",
+        r.postgres_load_s
+    );
+    for c in &r.postgres {
+        md += &format!(
+            "| {} | {} | {} | {:.0}x |\n",
+            c.scope,
+            micros(c.postgres_p50_us),
+            micros(c.summary_p50_us),
+            c.postgres_p50_us / c.summary_p50_us.max(1e-9)
+        );
+    }
+    md + "\n"
 }
 
 /// `existing` with its generated part replaced by `generated`; the whole
@@ -538,6 +511,40 @@ mod tests {
         assert_eq!(status(&r, "GetCompany"), Status::BelowScale);
         assert_eq!(status(&r, "durable CreateCompany"), Status::Met);
         assert!(markdown(&r).contains("Below the targets' scale"));
+    }
+
+    #[test]
+    fn each_section_renders_its_measurements() {
+        let mut r = results(FULL_SCALE);
+        r.import_s = Median::of(vec![47.37, 49.01, 50.13]);
+        assert!(
+            once_per_run_section(&r).contains("| 49.01 | 47.37, 49.01, 50.13 |"),
+            "{}",
+            once_per_run_section(&r)
+        );
+        assert!(
+            scenarios_section(&r)
+                .contains("| raw sled loop | insert, flush, fsync one key (in-process) | 100 |")
+        );
+        assert_eq!(postgres_section(&r), "", "no section without PostgreSQL");
+        r.postgres.push(crate::results::SqlComparison {
+            scope: "all".into(),
+            postgres_p50_us: 348_000.0,
+            summary_p50_us: 149.0,
+        });
+        assert!(postgres_section(&r).contains("| all | 348 ms | 149 µs | 2336x |"));
+        let md = markdown(&r);
+        assert!(md.starts_with(BEGIN) && md.trim_end().ends_with(END));
+        let order: Vec<usize> = [
+            "### Targets",
+            "### Load scenarios",
+            "### Once per run",
+            "### PostgreSQL",
+        ]
+        .iter()
+        .map(|h| md.find(h).expect(h))
+        .collect();
+        assert!(order.is_sorted(), "sections in order: {order:?}");
     }
 
     #[test]
