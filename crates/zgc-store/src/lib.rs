@@ -207,10 +207,10 @@ pub(crate) struct Trees {
 
 /// One opening of the sled database: a *generation*. A storage failure
 /// ends it; the writer then opens the next one (see [`StoreStatus`]).
-pub(crate) struct Shared {
+pub(crate) struct Generation {
     trees: Trees,
-    /// Counts openings of the database in this process.
-    generation: u64,
+    /// Counts openings of the database in this process: the first is 1.
+    number: u64,
     /// Held for writing while a transaction applies, for reading by a
     /// snapshot chunk: a chunk sees the state of exactly one revision.
     apply_lock: RwLock<()>,
@@ -245,7 +245,7 @@ pub enum StoreStatus {
 /// What every handle and the writer share, across generations.
 pub(crate) struct Inner {
     /// The open generation; `None` while recovering.
-    current: RwLock<Option<Arc<Shared>>>,
+    current: RwLock<Option<Arc<Generation>>>,
     /// The last durable revision; watchers follow it.
     durable: watch::Sender<u64>,
     /// The same, for readers that only need its value (every response
@@ -259,12 +259,12 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub(crate) fn install(&self, shared: Option<Arc<Shared>>) {
+    pub(crate) fn install(&self, generation: Option<Arc<Generation>>) {
         let mut current = match self.current.write() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        *current = shared;
+        *current = generation;
     }
 
     /// Publishes `revision` as the last durable one.
@@ -322,26 +322,26 @@ impl Store {
 
     /// The open generation, or [`StoreError::Unavailable`] while the store
     /// recovers from a storage failure.
-    pub(crate) fn shared(&self) -> Result<Arc<Shared>, StoreError> {
+    pub(crate) fn generation(&self) -> Result<Arc<Generation>, StoreError> {
         let current = match self.inner.current.read() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
         match current.as_ref() {
-            Some(shared) => Ok(shared.clone()),
+            Some(generation) => Ok(generation.clone()),
             None => Err(StoreError::Unavailable(self.recovering_reason())),
         }
     }
 
-    /// The open generation if it is still `generation`.
-    pub(crate) fn shared_of(&self, generation: u64) -> Result<Arc<Shared>, StoreError> {
-        let shared = self.shared()?;
-        if shared.generation != generation {
+    /// The open generation if it is still the one numbered `number`.
+    pub(crate) fn generation_numbered(&self, number: u64) -> Result<Arc<Generation>, StoreError> {
+        let generation = self.generation()?;
+        if generation.number != number {
             return Err(StoreError::Unavailable(
                 "the store was reopened after a storage failure; start again".into(),
             ));
         }
-        Ok(shared)
+        Ok(generation)
     }
 
     fn recovering_reason(&self) -> String {
@@ -401,15 +401,15 @@ impl Store {
 
     /// The size of the database files.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.shared()?.trees.db.size_on_disk()?)
+        Ok(self.generation()?.trees.db.size_on_disk()?)
     }
 
     /// The companies held in memory: how many, the bytes of memory they
     /// take, and whether every stored company is among them yet (the
     /// loader finished). `None` when off or while the store is reopening.
     pub fn companies_in_memory(&self) -> Option<InMemory> {
-        let shared = self.shared().ok()?;
-        let resident = shared.resident.as_ref()?;
+        let generation = self.generation().ok()?;
+        let resident = generation.resident.as_ref()?;
         Some(InMemory {
             companies: resident.len(),
             bytes: resident.bytes(),

@@ -84,7 +84,7 @@ fn after(id: Option<&str>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
 impl Store {
     /// The park with this ID.
     pub fn get_park(&self, id: &str) -> Result<Option<Park>, StoreError> {
-        self.shared()?
+        self.generation()?
             .trees
             .parks
             .get(id)?
@@ -108,8 +108,8 @@ impl Store {
     /// The company's stored bytes: from memory when every company is held
     /// there or this one is, else sled's own (not copied).
     fn stored_company(&self, id: &str) -> Result<Option<StoredCompany>, StoreError> {
-        let shared = self.shared()?;
-        if let Some(resident) = &shared.resident {
+        let generation = self.generation()?;
+        if let Some(resident) = &generation.resident {
             // Read before looking: a miss means "none" only if every
             // company was already held when the look began.
             let loaded = resident.is_loaded();
@@ -120,14 +120,14 @@ impl Store {
                 return Ok(None);
             }
         }
-        Ok(shared.trees.companies.get(id)?.map(StoredCompany::Sled))
+        Ok(generation.trees.companies.get(id)?.map(StoredCompany::Sled))
     }
 
     /// Parks in ID order, starting after `after_id`.
     pub fn parks_after(&self, after_id: Option<&str>) -> EntityIter<Park> {
         EntityIter {
             inner: self
-                .shared()
+                .generation()
                 .map(|s| s.trees.parks.range(after(after_id)))
                 .map_err(Some),
             decode: codec::decode_park,
@@ -139,7 +139,7 @@ impl Store {
     pub fn companies_after(&self, after_id: Option<&str>) -> EntityIter<Company> {
         EntityIter {
             inner: self
-                .shared()
+                .generation()
                 .map(|s| s.trees.companies.range(after(after_id)))
                 .map_err(Some),
             decode: codec::decode_company,
@@ -154,7 +154,7 @@ impl Store {
     ) -> impl Iterator<Item = Result<String, StoreError>> + use<> {
         let prefix = keys::index_prefix(tag, target);
         let skip = prefix.len();
-        let (found, unavailable) = match self.shared() {
+        let (found, unavailable) = match self.generation() {
             Ok(s) => (Some(s.trees.index.scan_prefix(prefix).keys()), None),
             Err(e) => (None, Some(Err(e))),
         };
@@ -194,7 +194,7 @@ impl Store {
 
     fn counter(&self, key: &[u8]) -> Result<u64, StoreError> {
         Ok(self
-            .shared()?
+            .generation()?
             .trees
             .meta
             .get(key)?
@@ -240,8 +240,8 @@ impl Store {
         }
         let range = keys::change_key(rev, event)..keys::change_key(durable + 1, 0);
         let mut expected = (rev, event);
-        let shared = self.shared()?;
-        for item in shared.trees.changes.range(range) {
+        let generation = self.generation()?;
+        for item in generation.trees.changes.range(range) {
             let (key, value) = item?;
             let Some(at) = keys::parse_change_key(&key) else {
                 return Err(StoreError::Corrupt("malformed change-log key".into()));
@@ -261,8 +261,8 @@ impl Store {
                 return Ok(batch);
             }
             batch.events.push(log::read(
-                &shared.trees,
-                Some(&shared.apply_lock),
+                &generation.trees,
+                Some(&generation.apply_lock),
                 &key,
                 &value,
             )?);
@@ -285,6 +285,6 @@ impl Store {
     /// The last revision applied: committed, and visible to reads, though
     /// perhaps not yet durable.
     pub fn last_applied(&self) -> Result<u64, StoreError> {
-        Ok(self.shared()?.applied.load(Ordering::Acquire))
+        Ok(self.generation()?.applied.load(Ordering::Acquire))
     }
 }

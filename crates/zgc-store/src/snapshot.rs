@@ -55,9 +55,10 @@ pub enum SnapshotOf {
 /// A snapshot being read; see the module docs for why it is consistent.
 pub struct Snapshot {
     store: Store,
-    /// The store generation every chunk must come from: after a reopen,
-    /// revisions that were never durable may read differently.
-    generation: Result<u64, Option<StoreError>>,
+    /// The number of the store generation every chunk must come from:
+    /// after a reopen, revisions that were never durable may read
+    /// differently.
+    generation_number: Result<u64, Option<StoreError>>,
     revision: u64,
     of: SnapshotOf,
     phase: Phase,
@@ -70,7 +71,7 @@ impl Store {
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             store: self.clone(),
-            generation: self.shared().map(|s| s.generation).map_err(Some),
+            generation_number: self.generation().map(|g| g.number).map_err(Some),
             revision: self.revision(),
             of: SnapshotOf::Everything,
             phase: Phase::Scan(Kind::Park),
@@ -90,7 +91,7 @@ impl Store {
         }
         Ok(Snapshot {
             store: self.clone(),
-            generation: Ok(self.shared()?.generation),
+            generation_number: Ok(self.generation()?.number),
             revision,
             of,
             phase: Phase::Scan(if of == SnapshotOf::Companies {
@@ -132,8 +133,8 @@ impl Snapshot {
     }
 
     fn scan(&mut self, kind: Kind, max: usize) -> Result<Vec<Entity>, StoreError> {
-        let shared = self.shared()?;
-        let trees = &shared.trees;
+        let generation = self.generation()?;
+        let trees = &generation.trees;
         let tree = match kind {
             Kind::Park => &trees.parks,
             Kind::Company => &trees.companies,
@@ -145,11 +146,13 @@ impl Snapshot {
         let mut raw = Vec::with_capacity(max);
         let read_at;
         {
-            let _guard = shared
+            let _guard = generation
                 .apply_lock
                 .read()
                 .map_err(|_| StoreError::Corrupt("apply lock poisoned".into()))?;
-            read_at = shared.applied.load(std::sync::atomic::Ordering::Acquire);
+            read_at = generation
+                .applied
+                .load(std::sync::atomic::Ordering::Acquire);
             for item in tree.range((lower, Bound::Unbounded)).take(max) {
                 raw.push(item?);
             }
@@ -192,9 +195,9 @@ impl Snapshot {
         Ok(out)
     }
 
-    fn shared(&mut self) -> Result<std::sync::Arc<crate::Shared>, StoreError> {
-        match &mut self.generation {
-            Ok(generation) => self.store.shared_of(*generation),
+    fn generation(&mut self) -> Result<std::sync::Arc<crate::Generation>, StoreError> {
+        match &mut self.generation_number {
+            Ok(number) => self.store.generation_numbered(*number),
             Err(e) => Err(e
                 .take()
                 .unwrap_or_else(|| StoreError::Unavailable("the store was unavailable".into()))),
@@ -233,8 +236,8 @@ impl Snapshot {
         let mut first: BTreeMap<(Kind, String), (u64, Option<Entity>)> = BTreeMap::new();
         let range = keys::change_key(self.revision + 1, 0)..keys::change_key(last + 1, 0);
         let mut seen_revision = self.revision;
-        let shared = self.shared()?;
-        for item in shared.trees.changes.range(range) {
+        let generation = self.generation()?;
+        for item in generation.trees.changes.range(range) {
             let (key, value) = item?;
             let (rev, _) = keys::parse_change_key(&key)
                 .ok_or_else(|| StoreError::Corrupt("malformed change-log key".into()))?;

@@ -19,7 +19,8 @@ use crate::pending::{View, WriteSet};
 use crate::plan::{self, Plan};
 use crate::resident::{Entry, Resident};
 use crate::{
-    Durability, Inner, Job, Msg, Shared, StoreConfig, StoreError, StoreStatus, Trees, WriteOutcome,
+    Durability, Generation, Inner, Job, Msg, StoreConfig, StoreError, StoreStatus, Trees,
+    WriteOutcome,
 };
 
 /// The most writes committed and made durable together.
@@ -69,7 +70,7 @@ fn compressed(config: &StoreConfig) -> Result<bool, StoreError> {
 
 /// A freshly opened generation and what it read from disk.
 pub(crate) struct Opened {
-    pub(crate) shared: Shared,
+    pub(crate) generation: Generation,
     pub(crate) log_file: File,
     pub(crate) revision: u64,
     pub(crate) compact_revision: u64,
@@ -78,8 +79,8 @@ pub(crate) struct Opened {
     pub(crate) compressed: bool,
 }
 
-pub(crate) fn open(config: &StoreConfig, generation: u64) -> Result<Opened, StoreError> {
-    open_generation(config, generation).map_err(|e| match e {
+pub(crate) fn open(config: &StoreConfig, number: u64) -> Result<Opened, StoreError> {
+    open_generation(config, number).map_err(|e| match e {
         e @ (StoreError::Locked { .. } | StoreError::Corrupt(_)) => e,
         other => StoreError::Open {
             path: config.path.display().to_string(),
@@ -88,7 +89,7 @@ pub(crate) fn open(config: &StoreConfig, generation: u64) -> Result<Opened, Stor
     })
 }
 
-fn open_generation(config: &StoreConfig, generation: u64) -> Result<Opened, StoreError> {
+fn open_generation(config: &StoreConfig, number: u64) -> Result<Opened, StoreError> {
     std::fs::create_dir_all(&config.path)?;
     let compressed = compressed(config)?;
     let db = sled::Config::new()
@@ -181,9 +182,9 @@ fn open_generation(config: &StoreConfig, generation: u64) -> Result<Opened, Stor
         .and_then(|v| decode_u64(&v))
         .unwrap_or(0);
     Ok(Opened {
-        shared: Shared {
+        generation: Generation {
             trees,
-            generation,
+            number,
             apply_lock: RwLock::new(()),
             applied: AtomicU64::new(revision),
             resident: config.companies_in_memory.then(Resident::new),
@@ -212,7 +213,7 @@ pub(crate) fn spawn(
     rx: mpsc::Receiver<Msg>,
     config: StoreConfig,
 ) -> Result<std::thread::JoinHandle<()>, StoreError> {
-    let generation = Generation::install(&inner, opened);
+    let current = WriterGeneration::install(&inner, opened);
     let writer = Writer {
         inner,
         retention: config.retention.max(1),
@@ -220,7 +221,7 @@ pub(crate) fn spawn(
     };
     Ok(std::thread::Builder::new()
         .name("zgc-store-writer".into())
-        .spawn(move || writer.run(generation, rx))?)
+        .spawn(move || writer.run(current, rx))?)
 }
 
 /// The first pause between attempts to reopen a failed store.
@@ -234,27 +235,29 @@ struct Writer {
     config: StoreConfig,
 }
 
-/// The open generation the writer writes to.
-struct Generation {
-    shared: Arc<Shared>,
+/// The writer's hold on the open generation: the generation every handle
+/// reads (and the writer writes), the log file it fsyncs, and the loader
+/// filling the companies held in memory.
+struct WriterGeneration {
+    generation: Arc<Generation>,
     log_file: File,
     /// Loads the companies stored before into memory; stopped and joined
     /// when the generation ends.
     _loader: Option<Loader>,
 }
 
-impl Generation {
+impl WriterGeneration {
     /// Makes `opened` the generation every handle reads from.
     fn install(inner: &Inner, opened: Opened) -> Self {
-        let shared = Arc::new(opened.shared);
-        inner.install(Some(shared.clone()));
-        let loader = shared
+        let generation = Arc::new(opened.generation);
+        inner.install(Some(generation.clone()));
+        let loader = generation
             .resident
             .is_some()
-            .then(|| Loader::spawn(shared.clone()))
+            .then(|| Loader::spawn(generation.clone()))
             .flatten();
         Self {
-            shared,
+            generation,
             log_file: opened.log_file,
             _loader: loader,
         }
@@ -275,16 +278,16 @@ struct Loader {
 }
 
 impl Loader {
-    fn spawn(shared: Arc<Shared>) -> Option<Self> {
+    fn spawn(generation: Arc<Generation>) -> Option<Self> {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let spawned = std::thread::Builder::new()
             .name("zgc-store-loader".into())
             .spawn(move || {
                 let started = std::time::Instant::now();
-                match load(&shared, &flag) {
+                match load(&generation, &flag) {
                     Ok(true) => tracing::info!(
-                        companies = shared.resident.as_ref().map_or(0, Resident::len),
+                        companies = generation.resident.as_ref().map_or(0, Resident::len),
                         took = ?started.elapsed(),
                         "every company is held in memory"
                     ),
@@ -319,17 +322,17 @@ impl Drop for Loader {
 
 /// Loads every stored company into memory; `Ok(false)` if told to stop
 /// first.
-fn load(shared: &Shared, stop: &std::sync::atomic::AtomicBool) -> Result<bool, StoreError> {
-    let Some(resident) = &shared.resident else {
+fn load(generation: &Generation, stop: &std::sync::atomic::AtomicBool) -> Result<bool, StoreError> {
+    let Some(resident) = &generation.resident else {
         return Ok(false);
     };
-    let tree = &shared.trees.companies;
+    let tree = &generation.trees.companies;
     let mut after: Option<sled::IVec> = None;
     loop {
         if stop.load(Ordering::Acquire) {
             return Ok(false);
         }
-        let _step = shared
+        let _step = generation
             .apply_lock
             .read()
             .map_err(|_| StoreError::Corrupt("apply lock poisoned".into()))?;
@@ -367,23 +370,23 @@ enum Interrupt {
 }
 
 impl Writer {
-    fn run(self, mut generation: Generation, mut rx: mpsc::Receiver<Msg>) {
+    fn run(self, mut current: WriterGeneration, mut rx: mpsc::Receiver<Msg>) {
         loop {
-            match self.serve(&generation, &mut rx) {
+            match self.serve(&current, &mut rx) {
                 Interrupt::Stop(reply) => {
                     refuse_queued(&mut rx);
-                    let _ = reply.send(mark_clean(&generation.shared));
+                    let _ = reply.send(mark_clean(&current.generation));
                     return;
                 }
                 Interrupt::Gone => return,
                 Interrupt::Failed(error) => {
-                    let next = generation.shared.generation + 1;
+                    let next = current.generation.number + 1;
                     // Let go of the failed generation: its database closes
                     // (and its lock is released) once the last read still
                     // holding it ends.
-                    drop(generation);
+                    drop(current);
                     match self.recover(&mut rx, &error, next) {
-                        Ok(reopened) => generation = reopened,
+                        Ok(reopened) => current = reopened,
                         Err(stop) => {
                             // Nothing to mark clean: no generation is open.
                             refuse_queued(&mut rx);
@@ -397,7 +400,7 @@ impl Writer {
     }
 
     /// Commits groups of writes until stopped or failed.
-    fn serve(&self, generation: &Generation, rx: &mut mpsc::Receiver<Msg>) -> Interrupt {
+    fn serve(&self, current: &WriterGeneration, rx: &mut mpsc::Receiver<Msg>) -> Interrupt {
         loop {
             let Some(first) = rx.blocking_recv() else {
                 return Interrupt::Gone;
@@ -422,7 +425,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            if let Err(e) = self.commit_group(generation, group) {
+            if let Err(e) = self.commit_group(current, group) {
                 // A stop asked for in the same breath still gets its
                 // answer: after the recovery.
                 if let Some(reply) = stop {
@@ -433,7 +436,7 @@ impl Writer {
             if let Some(reply) = stop {
                 return Interrupt::Stop(reply);
             }
-            if let Err(e) = self.compact(&generation.shared) {
+            if let Err(e) = self.compact(&current.generation) {
                 tracing::warn!(error = %e, "change-log compaction failed; will retry");
             }
         }
@@ -446,8 +449,8 @@ impl Writer {
         &self,
         rx: &mut mpsc::Receiver<Msg>,
         error: &StoreError,
-        generation: u64,
-    ) -> Result<Generation, oneshot::Sender<Result<(), StoreError>>> {
+        number: u64,
+    ) -> Result<WriterGeneration, oneshot::Sender<Result<(), StoreError>>> {
         let reason = format!("{error}; the registry is reopening its store");
         self.inner
             .status
@@ -463,7 +466,7 @@ impl Writer {
                     Msg::Stop(reply) => return Err(reply),
                 }
             }
-            match open(&self.config, generation) {
+            match open(&self.config, number) {
                 Ok(opened) => {
                     let durable_before = *self.inner.durable.borrow();
                     if opened.revision < durable_before {
@@ -477,11 +480,11 @@ impl Writer {
                         .compact_revision
                         .store(opened.compact_revision, Ordering::Release);
                     let revision = opened.revision;
-                    let reopened = Generation::install(&self.inner, opened);
+                    let reopened = WriterGeneration::install(&self.inner, opened);
                     self.inner.publish_durable(revision);
                     self.inner.status.send_replace(StoreStatus::Ready);
                     tracing::info!(
-                        generation,
+                        generation = number,
                         revision,
                         "store reopened after a storage failure"
                     );
@@ -499,20 +502,20 @@ impl Writer {
     /// Plans the group's writes one after the other, each on top of the
     /// ones before it, commits them all in one sled transaction, makes
     /// them durable, then answers each.
-    fn commit_group(&self, generation: &Generation, group: Vec<Job>) -> Result<(), StoreError> {
+    fn commit_group(&self, current: &WriterGeneration, group: Vec<Job>) -> Result<(), StoreError> {
         if group.is_empty() {
             return Ok(());
         }
         type Reply = oneshot::Sender<Result<WriteOutcome, StoreError>>;
-        let shared = &generation.shared;
-        let base = shared.applied.load(Ordering::Acquire);
+        let generation = &current.generation;
+        let base = generation.applied.load(Ordering::Acquire);
         let mut revision = base;
         let mut pending = WriteSet::default();
         let mut answers: Vec<(Reply, Result<WriteOutcome, StoreError>)> =
             Vec::with_capacity(group.len());
         for Job { write, reply } in group {
             let view = View {
-                trees: &shared.trees,
+                trees: &generation.trees,
                 pending: &pending,
             };
             let result = match plan::plan(view, write, revision + 1, now()) {
@@ -540,9 +543,9 @@ impl Writer {
         let durable = match failed_in_storage {
             Some(e) => Err(StoreError::Io(std::io::Error::other(e))),
             None if wrote => self
-                .apply(shared, &pending, revision)
-                .and_then(|()| self.make_durable(generation)),
-            None => self.make_durable(generation),
+                .apply(generation, &pending, revision)
+                .and_then(|()| self.make_durable(current)),
+            None => self.make_durable(current),
         };
         if let (Ok(()), Some(hook)) = (&durable, &self.config.on_commit) {
             (hook.0)(answers.len(), flush_started.elapsed());
@@ -576,8 +579,13 @@ impl Writer {
     }
 
     /// Applies a group's changes, up to `revision`, in one transaction.
-    fn apply(&self, shared: &Shared, set: &WriteSet, revision: u64) -> Result<(), StoreError> {
-        let trees = &shared.trees;
+    fn apply(
+        &self,
+        generation: &Generation,
+        set: &WriteSet,
+        revision: u64,
+    ) -> Result<(), StoreError> {
+        let trees = &generation.trees;
         let parks = set.parks.to_batch();
         let companies = set.companies.to_batch();
         let index = set.index.to_batch();
@@ -586,13 +594,13 @@ impl Writer {
         let meta = set.meta.to_batch();
         // Compressed before the lock is taken: reads wait for none of it.
         let in_memory: Option<Vec<(&[u8], Option<Entry>)>> =
-            shared.resident.as_ref().map(|resident| {
+            generation.resident.as_ref().map(|resident| {
                 set.companies
                     .iter()
                     .map(|(id, company)| (id, company.map(|c| resident.entry(id, c))))
                     .collect()
             });
-        let guard = shared
+        let guard = generation
             .apply_lock
             .write()
             .map_err(|_| StoreError::Corrupt("apply lock poisoned".into()))?;
@@ -615,27 +623,27 @@ impl Writer {
             })
             .map_err(transaction_error)?;
         // Still under the apply lock, so no loader step in between.
-        if let (Some(resident), Some(changes)) = (&shared.resident, in_memory) {
+        if let (Some(resident), Some(changes)) = (&generation.resident, in_memory) {
             resident.apply(changes);
         }
-        shared.applied.store(revision, Ordering::Release);
+        generation.applied.store(revision, Ordering::Release);
         drop(guard);
-        if let Some(resident) = &shared.resident {
+        if let Some(resident) = &generation.resident {
             resident.maybe_train();
         }
         Ok(())
     }
 
-    fn make_durable(&self, generation: &Generation) -> Result<(), StoreError> {
+    fn make_durable(&self, current: &WriterGeneration) -> Result<(), StoreError> {
         match self.config.durability {
             Durability::None => Ok(()),
             Durability::Flush => {
-                generation.shared.trees.db.flush()?;
+                current.generation.trees.db.flush()?;
                 Ok(())
             }
             Durability::Fsync => {
-                generation.shared.trees.db.flush()?;
-                generation.log_file.sync_data()?;
+                current.generation.trees.db.flush()?;
+                current.log_file.sync_data()?;
                 Ok(())
             }
         }
@@ -643,9 +651,9 @@ impl Writer {
 
     /// Drops the oldest change-log revisions beyond the retention, and the
     /// request IDs they answered, a bounded step at a time.
-    fn compact(&self, shared: &Shared) -> Result<(), StoreError> {
-        let trees = &shared.trees;
-        let applied = shared.applied.load(Ordering::Acquire);
+    fn compact(&self, generation: &Generation) -> Result<(), StoreError> {
+        let trees = &generation.trees;
+        let applied = generation.applied.load(Ordering::Acquire);
         let compact = self.inner.compact_revision.load(Ordering::Acquire);
         let target = applied.saturating_sub(self.retention);
         if target <= compact {
@@ -703,12 +711,12 @@ fn now() -> Timestamp {
     }
 }
 
-pub(crate) fn mark_clean(shared: &Shared) -> Result<(), StoreError> {
-    shared
+pub(crate) fn mark_clean(generation: &Generation) -> Result<(), StoreError> {
+    generation
         .trees
         .meta
         .insert(keys::META_STATE, b"clean".as_slice())?;
-    shared.trees.db.flush()?;
+    generation.trees.db.flush()?;
     Ok(())
 }
 

@@ -96,10 +96,10 @@ async fn run(
     let mut last_sent = cursor.0.saturating_sub(1).min(store.revision());
     loop {
         durable.borrow_and_update();
-        let store2 = store.clone();
+        let reader = store.clone();
         let max = config.max_events;
         let from = cursor;
-        let batch = tokio::task::spawn_blocking(move || store2.read_changes(from, max))
+        let batch = tokio::task::spawn_blocking(move || reader.read_changes(from, max))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?
             .map_err(|e| match e {
