@@ -4,18 +4,17 @@
 //! [`serve`] runs the whole server on a listener until a shutdown future
 //! resolves; `main.rs` only parses flags and wires signals to it. Modules:
 //! [`service`] (thin handlers), [`validate`] and [`mask`] (pure request
-//! logic), [`list`], [`listing`] and [`resource`] (listing), [`watch`] (the change
-//! stream), [`error`] (typed errors, mapped once to `tonic::Status`).
+//! logic), [`listing`] (`List*`: records, paging, where pages come from,
+//! how many are read at once), [`watch`] (the change stream), [`auth`]
+//! (write tokens), [`metrics`], [`error`] (typed errors, mapped once to
+//! `tonic::Status`).
 
 pub mod auth;
 pub mod config;
 pub mod error;
-pub mod list;
 pub mod listing;
 pub mod mask;
 pub mod metrics;
-pub mod resource;
-pub mod scans;
 pub mod service;
 pub mod validate;
 pub mod watch;
@@ -118,7 +117,7 @@ pub async fn serve_with(
     let scans = config
         .max_concurrent_scans
         .and_then(|n| NonZeroUsize::new(usize::try_from(n).unwrap_or(usize::MAX)))
-        .map_or_else(scans::ScanLimit::per_cpu, scans::ScanLimit::new);
+        .map_or_else(listing::ScanLimit::per_cpu, listing::ScanLimit::new);
     tracing::info!(max_concurrent_scans = scans.limit(), "scan limit");
     let registry = service::Registry::new(store.clone(), watch, scans.clone(), stop.clone());
     metrics::register_gauges(

@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 use zgc_server::metrics::{Metrics, duration_histogram, size_histogram};
 use zgc_store::{CommitHook, Store};
 
-use crate::scans::ScanLimit;
+use crate::listing::ScanLimit;
 
 /// The group-commit metrics, fed by the store's commit hook.
 pub fn commit_hook(metrics: &Metrics) -> CommitHook {

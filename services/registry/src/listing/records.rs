@@ -1,4 +1,6 @@
-//! How parks and companies present themselves to filters and ordering.
+//! Parks and companies as records the filter language and ordering read
+//! (`zgc_query::Record`): which fields they have, of which types, and
+//! each one's value and sort key.
 
 use zgc_proto::registry::v1::{Company, Entity, Park, ParkKind, entity};
 use zgc_proto::types::v1::{Date, Location};

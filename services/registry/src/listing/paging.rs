@@ -1,17 +1,8 @@
-//! List RPCs: filter, order, keyset paging with signed tokens, exact totals.
-//!
-//! Every page of one listing shows the state as of the same revision: the
-//! first page's, carried in the signed token. A page holds the `page_size`
-//! smallest matches (in the requested order) strictly after the token's
-//! sort key, so paging never returns an item twice and never skips one
-//! that existed for the whole paging, even while items change. When
-//! nothing has been applied since that revision, the current state is that
-//! state and is read directly; otherwise the state at the revision comes
-//! from a store snapshot (the store's change log), which costs a scan. With the default order (by name) the scan starts
-//! at the token and stops once the page is full when no filter needs the
-//! rest counted; otherwise one pass over the candidates counts the matches
-//! and keeps the page in a bounded heap. Candidates come from a reference
-//! index when the filter pins `park`, `parent_company` or `parent_park`.
+//! Keyset paging (pure): a validated request ([`Query`]: filter, order,
+//! page size, the signed token's position and revision), and a page built
+//! from candidates in one pass ([`Page`]): the `page_size` smallest
+//! matches strictly after the token's sort key, kept in a bounded heap,
+//! with the exact number of matches.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -20,8 +11,8 @@ use zgc_proto::wire::reason;
 use zgc_query::page_token::query_digest;
 use zgc_query::{Filter, OrderBy, PageToken, PageTokenError, PageTokenKey, SortKey};
 
+use super::records::Listable;
 use crate::error::ApiError;
-use crate::resource::Listable;
 
 /// The page size when the request says 0.
 pub const DEFAULT_PAGE_SIZE: usize = 50;

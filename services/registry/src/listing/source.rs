@@ -1,16 +1,16 @@
 //! Where list pages come from: the live state (with its indexes and
 //! counters) when nothing has changed since the listing's revision, else a
-//! store snapshot as of that revision. The paging logic itself is in
-//! [`crate::list`].
+//! store snapshot as of that revision. The paging itself is in
+//! [`super::paging`].
 
 use zgc_proto::wire::reason;
 use zgc_query::PageTokenKey;
 use zgc_store::{Store, StoreError};
 
+use super::paging::{Page, Query};
+use super::records::{CompanyRecord, Listable, ParkRecord};
+use super::scans::Abandoned;
 use crate::error::ApiError;
-use crate::list::{Page, Query};
-use crate::resource::{CompanyRecord, Listable, ParkRecord};
-use crate::scans::Abandoned;
 use crate::validate;
 
 /// IDs read from an index as the page goes: a park's companies can be

@@ -1,0 +1,32 @@
+//! `ListParks` and `ListCompanies`: filter, order, keyset paging with
+//! signed tokens, exact totals.
+//!
+//! Every page of one listing shows the state as of the same revision: the
+//! first page's, carried in the signed token. A page holds the `page_size`
+//! smallest matches (in the requested order) strictly after the token's
+//! sort key, so paging never returns an item twice and never skips one
+//! that existed for the whole paging, even while items change. When
+//! nothing has been applied since that revision, the current state is that
+//! state and is read directly; otherwise the state at the revision comes
+//! from a store snapshot (the store's change log), which costs a scan.
+//! With the default order (by name) the scan starts at the token and stops
+//! once the page is full when no filter needs the rest counted; otherwise
+//! one pass over the candidates counts the matches and keeps the page in a
+//! bounded heap. Candidates come from a reference index when the filter
+//! pins `park`, `parent_company` or `parent_park`.
+//!
+//! - [`records`]: what a park or a company looks like to a filter (pure);
+//! - [`paging`]: the request, the token and one page's assembly (pure);
+//! - [`source`]: where the candidates come from (the live store or a
+//!   snapshot);
+//! - [`scans`]: how many pages are read at once.
+
+pub mod paging;
+pub mod records;
+pub mod scans;
+pub mod source;
+
+pub use paging::{Page, Query};
+pub use records::{CompanyRecord, Listable, ParkRecord};
+pub use scans::{Abandoned, ScanLimit};
+pub use source::{Stored, page};
