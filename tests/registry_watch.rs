@@ -73,14 +73,7 @@ async fn snapshot_then_live_from_zero() {
         })
         .await
         .unwrap();
-    let head: u64 = now
-        .metadata()
-        .get("x-zgc-revision")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let head = zgc_tests::fixtures::revision_header(now.metadata()).unwrap();
 
     let mut stream = c
         .watch_changes(WatchChangesRequest { start_revision: 0 })

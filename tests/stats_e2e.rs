@@ -93,14 +93,7 @@ async fn a_write_is_visible_to_a_read_with_its_revision() {
             })
             .await
             .unwrap();
-        let header: u64 = got
-            .metadata()
-            .get("x-zgc-revision")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let header = zgc_tests::fixtures::revision_header(got.metadata()).unwrap();
         let got = got.into_inner();
         assert!(got.as_of_revision >= created.revision);
         assert_eq!(header, got.as_of_revision);

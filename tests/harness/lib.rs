@@ -188,28 +188,11 @@ impl Stats {
 
     /// Waits (on the health stream, not a clock) until it reports SERVING.
     pub async fn wait_serving(&self) {
-        use tonic_health::pb::HealthCheckRequest;
-        use tonic_health::pb::health_check_response::ServingStatus;
-        use tonic_health::pb::health_client::HealthClient;
-        let mut health = HealthClient::new(self.channel().await);
-        let mut stream = health
-            .watch(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .expect("health watch")
-            .into_inner();
-        let wait = async {
-            while let Some(msg) = stream.message().await.expect("health stream") {
-                if msg.status == ServingStatus::Serving as i32 {
-                    return;
-                }
-            }
-            panic!("health stream ended before SERVING");
-        };
+        let wait = zgc_client::health::wait_serving(self.channel().await, "");
         tokio::time::timeout(std::time::Duration::from_secs(60), wait)
             .await
-            .expect("stats never became SERVING");
+            .expect("stats never became SERVING")
+            .expect("stats reports SERVING");
     }
 
     /// Shuts down gracefully and waits.

@@ -8,9 +8,6 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 use zgc_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use zgc_proto::registry::v1::{Company, GetCompanyRequest};
 use zgc_proto::stats::v1::stats_service_client::StatsServiceClient;
@@ -116,19 +113,9 @@ async fn channels(addr: SocketAddr, n: usize) -> Result<Vec<Channel>, SuiteError
 }
 
 async fn wait_serving(addr: SocketAddr) -> Result<(), SuiteError> {
-    let mut health = HealthClient::new(channel(addr).await?);
-    let mut stream = health
-        .watch(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await?
-        .into_inner();
-    while let Some(update) = stream.message().await? {
-        if update.status == ServingStatus::Serving as i32 {
-            return Ok(());
-        }
-    }
-    Err(SuiteError::Failed("health stream ended".into()))
+    zgc_client::health::wait_serving(channel(addr).await?, "")
+        .await
+        .map_err(|e| SuiteError::Failed(format!("{addr}: {e}")))
 }
 
 fn strings(v: &[&str]) -> Vec<String> {

@@ -16,6 +16,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tower_service::Service;
 use zgc_proto::wire::REQUEST_ID_HEADER;
 
+pub mod health;
 pub mod pipeline;
 
 /// How to reach a server over TLS.

@@ -184,27 +184,7 @@ fn location(i: usize) -> Option<Location> {
     })
 }
 
-async fn all_companies(c: &mut Client, filter: &str) -> Vec<Company> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = c
-            .list_companies(ListCompaniesRequest {
-                page_size: 1000,
-                page_token: token,
-                filter: filter.into(),
-                order_by: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        out.extend(page.companies);
-        token = page.next_page_token;
-        if token.is_empty() {
-            return out;
-        }
-    }
-}
+use support::all_companies;
 
 async fn verify(c: &mut Client, exp: &mut Expectations) {
     for park in ["parks/a", "parks/b"] {
@@ -335,13 +315,7 @@ async fn verify(c: &mut Client, exp: &mut Expectations) {
 
 async fn listed_revision(c: &mut Client) -> u64 {
     let resp = c.list_parks(ListParksRequest::default()).await.unwrap();
-    resp.metadata()
-        .get("x-zgc-revision")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
+    support::revision_header(resp.metadata())
 }
 
 fn record(exp: &Mutex<Expectations>, name: &str, state: Option<Company>, revision: u64) {
@@ -428,14 +402,7 @@ async fn writer(
                 .await
             {
                 Ok(resp) => {
-                    let rev = resp
-                        .metadata()
-                        .get("x-zgc-revision")
-                        .unwrap()
-                        .to_str()
-                        .unwrap()
-                        .parse()
-                        .unwrap();
+                    let rev = support::revision_header(resp.metadata());
                     record(&exp, &before.name, None, rev);
                     true
                 }

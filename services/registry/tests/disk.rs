@@ -16,23 +16,10 @@ use std::collections::BTreeMap;
 use support::Client;
 use tonic::Code;
 use zgc_proto::registry::v1::*;
-use zgc_proto::types::v1::Location;
 
 /// A company of about 4 KiB, so the disk fills in a few hundred writes.
 fn company(n: usize) -> Company {
-    Company {
-        display_name: format!("Disk test {n}"),
-        location: Some(Location {
-            province: "Hebei".into(),
-            city: "Baoding".into(),
-            district: String::new(),
-        }),
-        employees: i32::try_from(n).unwrap(),
-        labels: (0..16)
-            .map(|k| (format!("k{k:02}"), format!("{n}-{k}-{}", "x".repeat(240))))
-            .collect(),
-        ..Default::default()
-    }
+    support::large_company(n, 16)
 }
 
 /// Creates company `n` with a server-assigned ID and a request ID of its
@@ -52,24 +39,7 @@ fn db_size(dir: &std::path::Path) -> u64 {
 }
 
 async fn all_companies(c: &mut Client) -> Vec<Company> {
-    let mut out = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = c
-            .list_companies(ListCompaniesRequest {
-                page_size: 1000,
-                page_token: token,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        out.extend(page.companies);
-        token = page.next_page_token;
-        if token.is_empty() {
-            return out;
-        }
-    }
+    support::all_companies(c, "").await
 }
 
 /// Every acknowledged company is stored exactly as acknowledged, and
@@ -198,7 +168,7 @@ async fn a_full_disk_at_start_is_a_clear_error_and_a_later_start_works() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(got.display_name, "Disk test 1");
+    assert_eq!(got.display_name, "Large company 1");
 }
 
 #[tokio::test]

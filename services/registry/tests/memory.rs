@@ -10,7 +10,6 @@ mod support;
 use support::PATIENCE;
 use tonic::Code;
 use zgc_proto::registry::v1::*;
-use zgc_proto::types::v1::Location;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -25,20 +24,7 @@ fn peak_rss(pid: u32) -> u64 {
     kib * 1024
 }
 
-fn company(n: usize, labels: usize) -> Company {
-    Company {
-        display_name: format!("Memory test {n}"),
-        location: Some(Location {
-            province: "Hebei".into(),
-            city: "Baoding".into(),
-            district: String::new(),
-        }),
-        labels: (0..labels)
-            .map(|k| (format!("k{k:02}"), "x".repeat(250)))
-            .collect(),
-        ..Default::default()
-    }
-}
+use support::large_company as company;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_large_requests_beyond_the_limit_keeps_memory_bounded() {

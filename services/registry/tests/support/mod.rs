@@ -11,13 +11,64 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 use zgc_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use zgc_proto::registry::v1::{Company, ListCompaniesRequest};
+use zgc_proto::types::v1::Location;
 
 /// A registry client.
 pub type Client = RegistryServiceClient<Channel>;
+
+/// The revision a response's `x-zgc-revision` header names.
+pub fn revision_header(metadata: &tonic::metadata::MetadataMap) -> u64 {
+    metadata
+        .get("x-zgc-revision")
+        .expect("every response carries x-zgc-revision")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Every company matching `filter`, read page by page.
+pub async fn all_companies(c: &mut Client, filter: &str) -> Vec<Company> {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = c
+            .list_companies(ListCompaniesRequest {
+                page_size: 1000,
+                page_token: token,
+                filter: filter.into(),
+                order_by: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        out.extend(page.companies);
+        token = page.next_page_token;
+        if token.is_empty() {
+            return out;
+        }
+    }
+}
+
+/// Company `n` (`n` employees, in Baoding) made large by `labels` labels
+/// of about 250 bytes each, for tests about disk and memory.
+pub fn large_company(n: usize, labels: usize) -> Company {
+    Company {
+        display_name: format!("Large company {n}"),
+        location: Some(Location {
+            province: "Hebei".into(),
+            city: "Baoding".into(),
+            district: String::new(),
+        }),
+        employees: i32::try_from(n).unwrap_or(i32::MAX),
+        labels: (0..labels)
+            .map(|k| (format!("k{k:02}"), format!("{n}-{k}-{}", "x".repeat(240))))
+            .collect(),
+        ..Default::default()
+    }
+}
 
 /// How long anything may take on a loaded machine before a test fails.
 pub const PATIENCE: Duration = Duration::from_secs(120);
@@ -64,24 +115,13 @@ impl Running {
     /// Waits (without polling) until the health service reports
     /// `SERVING` for the registry.
     pub async fn wait_serving(&self) {
-        let mut health = HealthClient::new(self.channel.clone());
-        let mut stream = health
-            .watch(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        tokio::time::timeout(PATIENCE, async {
-            while let Some(update) = stream.message().await.unwrap() {
-                if update.status == ServingStatus::Serving as i32 {
-                    return;
-                }
-            }
-            panic!("the health stream ended");
-        })
+        tokio::time::timeout(
+            PATIENCE,
+            zgc_client::health::wait_serving(self.channel.clone(), ""),
+        )
         .await
-        .expect("the registry never became SERVING");
+        .expect("the registry never became SERVING")
+        .expect("the registry reports SERVING");
     }
 }
 
