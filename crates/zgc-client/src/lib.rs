@@ -18,6 +18,7 @@ use zgc_proto::wire::REQUEST_ID_HEADER;
 
 pub mod health;
 pub mod pipeline;
+pub mod probe;
 
 /// How to reach a server over TLS.
 #[derive(Debug, Clone, Default)]
@@ -77,14 +78,19 @@ fn read(path: &Path) -> Result<Vec<u8>, ClientError> {
 
 /// An endpoint for `addr` (`http://` for plaintext, `https://` for TLS;
 /// TLS is also used whenever `tls` names a CA or a client certificate).
+/// Whether calls to `addr` with `tls` use TLS: for `https://` addresses,
+/// and whenever a CA or a client certificate is given.
+pub fn wants_tls(addr: &str, tls: &ClientTls) -> bool {
+    addr.starts_with("https://") || tls.ca.is_some() || tls.cert.is_some()
+}
+
 pub fn endpoint(addr: &str, tls: &ClientTls) -> Result<Endpoint, ClientError> {
     let mut endpoint =
         Endpoint::from_shared(addr.to_string()).map_err(|source| ClientError::Endpoint {
             addr: addr.to_string(),
             source,
         })?;
-    let wants_tls = addr.starts_with("https://") || tls.ca.is_some() || tls.cert.is_some();
-    if wants_tls {
+    if wants_tls(addr, tls) {
         let mut config = ClientTlsConfig::new();
         config = match &tls.ca {
             Some(ca) => config.ca_certificate(Certificate::from_pem(read(ca)?)),

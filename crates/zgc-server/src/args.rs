@@ -1,11 +1,11 @@
 //! The flags every zgc server shares, and the tonic server they configure.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use tower_layer::{Identity, Stack};
 
 use crate::deadline::DeadlineLayer;
@@ -70,25 +70,9 @@ pub struct ServerArgs {
 /// Why a server could not be set up from its flags.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    /// A file named by a flag could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
     /// The TLS material was refused.
-    #[error("TLS setup: {0}")]
-    Tls(#[from] tonic::transport::Error),
-}
-
-/// Reads a PEM file named by a flag.
-pub fn read_pem(path: &Path) -> Result<Vec<u8>, SetupError> {
-    std::fs::read(path).map_err(|source| SetupError::Read {
-        path: path.display().to_string(),
-        source,
-    })
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsSetupError),
 }
 
 /// The flags' defaults, as a server started with no flags and no
@@ -142,25 +126,22 @@ impl ServerArgs {
         ))
     }
 
-    /// The TLS configuration these flags ask for, if any.
-    pub fn tls(&self) -> Result<Option<ServerTlsConfig>, SetupError> {
+    /// The TLS configuration these flags ask for, if any, for
+    /// [`crate::incoming::incoming`].
+    pub fn tls(&self) -> Result<Option<Arc<tokio_rustls::rustls::ServerConfig>>, SetupError> {
         let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
             return Ok(None);
         };
-        let mut tls =
-            ServerTlsConfig::new().identity(TlsIdentity::from_pem(read_pem(cert)?, read_pem(key)?));
-        if let Some(ca) = &self.tls_client_ca {
-            tls = tls.client_ca_root(Certificate::from_pem(read_pem(ca)?));
-        }
-        Ok(Some(tls))
+        Ok(Some(crate::tls::server_config(
+            cert,
+            key,
+            self.tls_client_ca.as_deref(),
+        )?))
     }
 
     /// A tonic server configured by these flags, recording into `metrics`.
     pub fn server(&self, metrics: Arc<Metrics>) -> Result<Builder, SetupError> {
         let mut server = Server::builder().max_concurrent_streams(self.max_concurrent_streams);
-        if let Some(tls) = self.tls()? {
-            server = server.tls_config(tls)?;
-        }
         if self.keepalive_secs > 0 {
             server = server
                 .http2_keepalive_interval(Some(Duration::from_secs(self.keepalive_secs)))

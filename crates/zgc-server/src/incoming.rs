@@ -1,44 +1,229 @@
-//! Accepted connections, configured the way gRPC needs them, and closed
-//! without losing the last response.
+//! Accepted connections, configured the way gRPC needs them, with TLS
+//! when it is on, and closed without losing the last response.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_stream::Stream;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::server::TlsStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
+
+use crate::tls::{Admit, HANDSHAKE_TIMEOUT, LOG_BURST, LOG_WINDOW, LogLimit};
 
 /// How long a closing connection keeps reading (and discarding) what the
 /// peer still sends, waiting for the peer to close its side.
 pub const LINGER: Duration = Duration::from_secs(1);
 
+/// TLS handshakes in progress at most; past it, connections wait in the
+/// kernel's accept queue.
+pub const MAX_HANDSHAKES: usize = 256;
+
 /// The connections of `listener`, with `TCP_NODELAY` (without it, small
 /// responses wait for delayed ACKs: tens of milliseconds per unary call),
-/// TCP keepalive (dead peers are noticed), and a lingering close (see
-/// [`Lingering`]).
-pub fn incoming(listener: TcpListener) -> Incoming {
-    Incoming {
-        inner: TcpIncoming::from(listener)
-            .with_nodelay(Some(true))
-            .with_keepalive(Some(Duration::from_secs(60))),
+/// TCP keepalive (dead peers are noticed), a lingering close (see
+/// [`Lingering`]), and, with `tls`, a TLS handshake each (see
+/// [`crate::tls`]: refusals are logged with the peer and the reason).
+///
+/// With TLS, connections are accepted and their handshakes run on a task
+/// of their own; it ends, closing the listener, when the server drops this
+/// stream (it stops accepting at shutdown).
+pub fn incoming(listener: TcpListener, tls: Option<Arc<ServerConfig>>) -> Incoming {
+    let tcp = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)));
+    match tls {
+        None => Incoming::Plain(tcp),
+        Some(config) => {
+            let (tx, rx) = mpsc::channel(64);
+            tokio::spawn(accept_tls(tcp, TlsAcceptor::from(config), tx));
+            Incoming::Tls(rx)
+        }
+    }
+}
+
+/// Accepts connections and shakes hands with each, until `ready`'s
+/// receiver is gone.
+async fn accept_tls(
+    mut tcp: TcpIncoming,
+    acceptor: TlsAcceptor,
+    ready: mpsc::Sender<io::Result<Connection>>,
+) {
+    let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
+    let log = Arc::new(LogLimit::new(LOG_BURST, LOG_WINDOW));
+    loop {
+        let permit = tokio::select! {
+            _ = ready.closed() => return,
+            permit = handshakes.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = ready.closed() => return,
+            accepted = tcp.next() => accepted,
+        };
+        let stream = match accepted {
+            None => return,
+            Some(Ok(stream)) => stream,
+            Some(Err(e)) => {
+                // Accept errors (a peer gone before accept, too many open
+                // files) pass; the listener stays.
+                tracing::debug!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let peer = stream.peer_addr().ok();
+        let acceptor = acceptor.clone();
+        let ready = ready.clone();
+        let log = log.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let handshake = acceptor.accept(Lingering::new(stream)).into_fallible();
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                Ok(Ok(tls)) => {
+                    let _ = ready.send(Ok(Connection::Tls(Box::new(tls)))).await;
+                }
+                Ok(Err((error, mut stream))) => {
+                    refused(&log, peer, &error.to_string());
+                    // rustls has written its alert (why the handshake
+                    // failed); a lingering close lets the client read it
+                    // instead of a reset that would discard it.
+                    let _ = tokio::time::timeout(LINGER, stream.shutdown()).await;
+                }
+                Err(_) => refused(
+                    &log,
+                    peer,
+                    &format!("no handshake within {} s", HANDSHAKE_TIMEOUT.as_secs()),
+                ),
+            }
+        });
+    }
+}
+
+/// Logs a refused handshake, within the log's limit.
+fn refused(log: &LogLimit, peer: Option<SocketAddr>, reason: &str) {
+    let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
+    match log.admit(Instant::now()) {
+        Admit::Log { suppressed: 0 } => {
+            tracing::warn!(%peer, %reason, "TLS handshake refused");
+        }
+        Admit::Log { suppressed } => {
+            tracing::warn!(
+                %peer,
+                %reason,
+                not_logged_before = suppressed,
+                "TLS handshake refused"
+            );
+        }
+        Admit::Suppress => {}
     }
 }
 
 /// The stream of accepted connections [`incoming`] returns.
-pub struct Incoming {
-    inner: TcpIncoming,
+pub enum Incoming {
+    /// Plain TCP.
+    Plain(TcpIncoming),
+    /// Connections whose TLS handshake succeeded.
+    Tls(mpsc::Receiver<io::Result<Connection>>),
 }
 
 impl Stream for Incoming {
-    type Item = io::Result<Lingering>;
+    type Item = io::Result<Connection>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.inner)
-            .poll_next(cx)
-            .map(|next| next.map(|accepted| accepted.map(Lingering::new)))
+        match &mut *self {
+            Incoming::Plain(tcp) => Pin::new(tcp).poll_next(cx).map(|next| {
+                next.map(|accepted| accepted.map(|s| Connection::Plain(Lingering::new(s))))
+            }),
+            Incoming::Tls(rx) => rx.poll_recv(cx),
+        }
+    }
+}
+
+/// One accepted connection, in TLS or not.
+pub enum Connection {
+    /// Plain TCP.
+    Plain(Lingering),
+    /// TLS over TCP.
+    Tls(Box<TlsStream<Lingering>>),
+}
+
+impl Connected for Connection {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        match self {
+            Connection::Plain(l) => l.connect_info(),
+            Connection::Tls(t) => t.get_ref().0.connect_info(),
+        }
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Connection::Plain(l) => Pin::new(l).poll_read(cx, buf),
+            Connection::Tls(t) => Pin::new(t.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Connection::Plain(l) => Pin::new(l).poll_write(cx, buf),
+            Connection::Tls(t) => Pin::new(t.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Connection::Plain(l) => Pin::new(l).poll_write_vectored(cx, bufs),
+            Connection::Tls(t) => Pin::new(t.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    /// As the connection underneath says (see [`Lingering`]'s).
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Connection::Plain(l) => l.is_write_vectored(),
+            Connection::Tls(t) => t.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Connection::Plain(l) => Pin::new(l).poll_flush(cx),
+            Connection::Tls(t) => Pin::new(t.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Connection::Plain(l) => Pin::new(l).poll_shutdown(cx),
+            Connection::Tls(t) => Pin::new(t.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 

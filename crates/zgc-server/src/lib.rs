@@ -19,6 +19,7 @@ pub mod retry;
 pub mod revision_header;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
 pub use args::ServerArgs;
 pub use load_shed::LoadShedLayer;

@@ -19,15 +19,21 @@ pub type Registry = RegistryServiceClient<Outgoing>;
 /// A stats client.
 pub type Stats = StatsServiceClient<Outgoing>;
 
-async fn channel(addr: &str, c: &Connection) -> Result<Outgoing, CliError> {
-    let tls = ClientTls {
+/// The TLS settings the flags ask for.
+pub fn client_tls(c: &Connection) -> ClientTls {
+    ClientTls {
         ca: c.tls_ca.clone(),
         cert: c.tls_cert.clone(),
         key: c.tls_key.clone(),
         server_name: c.tls_server_name.clone(),
-    };
+    }
+}
+
+async fn channel(addr: &str, c: &Connection) -> Result<Outgoing, CliError> {
+    let tls = client_tls(c);
     let input = |e: zgc_client::ClientError| CliError::Input(e.to_string());
-    let endpoint = zgc_client::endpoint(addr, &tls).map_err(input)?;
+    let endpoint = zgc_client::endpoint(addr, &tls)
+        .map_err(|e| CliError::Input(crate::diagnose::setup(&e, tls.cert.as_deref())))?;
     let token = c
         .token_file
         .as_deref()

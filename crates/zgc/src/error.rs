@@ -2,8 +2,12 @@
 
 use std::fmt;
 
+use std::path::Path;
+
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
+
+use crate::diagnose;
 
 /// A failed command.
 #[derive(Debug, thiserror::Error)]
@@ -12,7 +16,7 @@ pub enum CliError {
     #[error("{}", render_status(.0))]
     Rpc(#[from] Status),
     /// The server could not be reached.
-    #[error("cannot reach {addr}: {source}")]
+    #[error("cannot reach {addr}: {}", diagnose::cause(.source, None).unwrap_or_else(|| .source.to_string()))]
     Connect {
         /// The endpoint.
         addr: String,
@@ -37,14 +41,54 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// The error for people: [`Display`](fmt::Display), and for a failure
+    /// on the wire its cause from the error's source chain, told with the
+    /// client certificate this command presented (if any) in mind.
+    /// `probed` is what a separate TLS handshake with the same settings
+    /// ended with ([`zgc_client::probe`]), which names a TLS refusal the
+    /// call itself may have seen only as a closed connection.
+    pub fn describe(&self, client_cert: Option<&Path>, probed: Option<&std::io::Error>) -> String {
+        let probed = probed.and_then(|e| diagnose::cause(e, client_cert));
+        match self {
+            CliError::Connect { addr, source } => {
+                let cause = probed.or_else(|| diagnose::cause(source, client_cert));
+                format!(
+                    "cannot reach {addr}: {}",
+                    cause.unwrap_or_else(|| source.to_string())
+                )
+            }
+            CliError::Rpc(status) => {
+                let mut text = render_status(status);
+                if let Some(cause) = probed.or_else(|| diagnose::cause(status, client_cert)) {
+                    text.push_str(&format!("\n  cause: {cause}"));
+                }
+                text
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether the command failed on the wire (connecting, or a call cut
+    /// by its connection) rather than with an answer from the server.
+    pub fn is_on_the_wire(&self) -> bool {
+        match self {
+            CliError::Connect { .. } => true,
+            CliError::Rpc(status) => std::error::Error::source(status).is_some(),
+            _ => false,
+        }
+    }
+
     /// The process exit code: 2 for bad input, 3 when a server cannot be
-    /// reached, 4 for a partial import, 1 for everything else.
+    /// reached (or a call is cut by its connection), 4 for a partial
+    /// import, 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Input(_) => 2,
             CliError::Rpc(s) if s.code() == Code::InvalidArgument => 2,
             CliError::Connect { .. } => 3,
             CliError::Rpc(s) if s.code() == Code::Unavailable => 3,
+            // A call cut by its connection: the service was not reached.
+            err if err.is_on_the_wire() => 3,
             CliError::Partial(_) => 4,
             _ => 1,
         }

@@ -4,6 +4,7 @@ mod args;
 mod charts;
 mod cli;
 mod connect;
+mod diagnose;
 mod error;
 mod output;
 mod resources;
@@ -23,6 +24,8 @@ use crate::error::CliError;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let endpoint = service_called(&cli).map(str::to_string);
+    let tls = connect::client_tls(&cli.global.connection);
     let _telemetry =
         zgc_server::telemetry::init_client(zgc_server::telemetry::LogFormat::Text, "warn", "zgc");
     // One trace per command: every call it makes carries its context.
@@ -30,9 +33,34 @@ async fn main() -> ExitCode {
     match tracing::Instrument::instrument(run(cli), span).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // A failure on the wire is told by its cause, which a second
+            // TLS handshake made only to watch it fail can name for sure.
+            let probed = match &endpoint {
+                Some(addr) if e.is_on_the_wire() && zgc_client::wants_tls(addr, &tls) => {
+                    zgc_client::probe::tls(addr, &tls).await.err()
+                }
+                Some(addr) if e.is_on_the_wire() => zgc_client::probe::plaintext(addr).await.err(),
+                _ => None,
+            };
+            eprintln!(
+                "error: {}",
+                e.describe(tls.cert.as_deref(), probed.as_ref())
+            );
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// The endpoint a command calls, if it calls one.
+fn service_called(cli: &Cli) -> Option<&str> {
+    match cli.command {
+        Command::Parks(_)
+        | Command::Companies(_)
+        | Command::Import(_)
+        | Command::Export(_)
+        | Command::Watch(_) => Some(&cli.global.registry),
+        Command::Stats(_) => Some(&cli.global.stats),
+        Command::Up(_) | Command::Gen(_) | Command::Completions { .. } => None,
     }
 }
 

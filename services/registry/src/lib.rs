@@ -151,7 +151,10 @@ pub async fn serve_with(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(registry)
-        .serve_with_incoming_shutdown(zgc_server::incoming::incoming(listener), on_signal);
+        .serve_with_incoming_shutdown(
+            zgc_server::incoming::incoming(listener, config.server.tls()?),
+            on_signal,
+        );
 
     health.serving().await;
     tokio::spawn(follow_store_status(

@@ -111,7 +111,10 @@ pub async fn serve_with(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(stats)
-        .serve_with_incoming_shutdown(zgc_server::incoming::incoming(listener), on_signal);
+        .serve_with_incoming_shutdown(
+            zgc_server::incoming::incoming(listener, config.server.tls()?),
+            on_signal,
+        );
     tracing::info!(registry = %config.registry_addr, "serving; loading the first snapshot");
     let drain = config.drain();
     let result = lifecycle.run(server, drain).await.map_err(ServeError::from);

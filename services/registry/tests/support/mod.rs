@@ -148,8 +148,38 @@ pub async fn start(dir: &Path) -> Running {
     spawn(command(dir)).await
 }
 
+/// A registry process and its logs, not connected to.
+pub struct Process {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// Its JSON log lines after the "listening" one, in order; the
+    /// channel ends when the process does.
+    pub logs: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+}
+
 /// Spawns `cmd` (a registry command) and connects once it listens.
-pub async fn spawn(mut cmd: Command) -> Running {
+pub async fn spawn(cmd: Command) -> Running {
+    let Process { child, addr, logs } = spawn_process(cmd).await;
+    // Every call has a deadline, so a call that never returns fails its
+    // test where it was made instead of stalling it until the runner's
+    // timeout.
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .timeout(PATIENCE)
+        .connect()
+        .await
+        .unwrap();
+    Running {
+        child,
+        client: RegistryServiceClient::new(channel.clone()),
+        addr,
+        channel,
+        logs,
+    }
+}
+
+/// Spawns `cmd` (a registry command) and returns once it listens.
+pub async fn spawn_process(mut cmd: Command) -> Process {
     let mut child = cmd.spawn().expect("spawn zgc-registry");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let addr = tokio::time::timeout(PATIENCE, async {
@@ -175,20 +205,9 @@ pub async fn spawn(mut cmd: Command) -> Running {
             }
         }
     });
-    // Every call has a deadline, so a call that never returns fails its
-    // test where it was made instead of stalling it until the runner's
-    // timeout.
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .timeout(PATIENCE)
-        .connect()
-        .await
-        .unwrap();
-    Running {
+    Process {
         child,
-        client: RegistryServiceClient::new(channel.clone()),
         addr: addr.parse().unwrap(),
-        channel,
         logs,
     }
 }
