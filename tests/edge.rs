@@ -115,9 +115,10 @@ async fn the_request_id_is_echoed_or_made_up() {
     );
 }
 
-/// `--max-concurrent-streams 1`: while a WatchChanges stream holds the
-/// connection's one place, a call on the same connection waits in the
-/// client, and goes through once the stream ends.
+/// `--max-concurrent-streams 1`: the server tells every connection it
+/// takes one stream at a time (HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`),
+/// so clients hold further calls, and a call waiting behind a
+/// WatchChanges stream goes through once the stream ends.
 #[tokio::test]
 async fn a_connection_carries_at_most_max_concurrent_streams_calls() {
     let registry = Registry::start_with(|c| c.server.max_concurrent_streams = Some(1)).await;
@@ -140,16 +141,36 @@ async fn a_connection_carries_at_most_max_concurrent_streams_calls() {
         .into_inner();
     // The stream is open on the server: it has sent the first change.
     assert!(watch.message().await.unwrap().is_some());
-    let waiting = tokio::time::timeout(
-        Duration::from_millis(300),
-        client.clone().get_company(get.clone()),
-    )
-    .await;
-    assert!(
-        waiting.is_err(),
-        "a second call went through beside the open stream: {waiting:?}"
-    );
+    // A call queued behind it on the same connection...
+    let waiting = tokio::spawn({
+        let mut client = client.clone();
+        let get = get.clone();
+        async move { client.get_company(get).await }
+    });
+    // ...is held because the server advertises one stream per connection
+    // (read here on a connection of our own, as any HTTP/2 client reads it).
+    let tcp = tokio::net::TcpStream::connect(registry.addr).await.unwrap();
+    let (h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut h2 = h2.ready().await.unwrap();
+    // Once one call has been answered, the server's SETTINGS are in.
+    let probe = http::Request::post(format!(
+        "http://{}/grpc.health.v1.Health/Check",
+        registry.addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(())
+    .unwrap();
+    let (answer, mut body) = h2.send_request(probe, false).unwrap();
+    body.send_data(Bytes::from_static(&[0, 0, 0, 0, 0]), true)
+        .unwrap();
+    answer.await.unwrap();
+    assert_eq!(h2.current_max_send_streams(), 1);
+    // ...and answered once the stream ends.
     drop(watch);
+    let company = waiting.await.unwrap().unwrap().into_inner();
+    assert_eq!(company.name, "companies/streams");
     let company = client.get_company(get).await.unwrap().into_inner();
     assert_eq!(company.name, "companies/streams");
 }

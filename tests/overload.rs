@@ -114,11 +114,76 @@ async fn stats_sheds_calls_beyond_its_limit_keeps_health_and_recovers() {
     }
 }
 
+/// Calls that take slots of a server's limit and keep them: on one raw
+/// HTTP/2 connection, each sends its headers (the server admits a call on
+/// them) and never its message. Dropping them resets the streams, which
+/// frees the slots.
+struct HeldCalls {
+    // The connection's handle too: with the last one dropped, the client
+    // closes the connection.
+    _connection: h2::client::SendRequest<bytes::Bytes>,
+    _streams: Vec<(h2::client::ResponseFuture, h2::SendStream<bytes::Bytes>)>,
+}
+
+async fn hold_calls(addr: std::net::SocketAddr, n: usize) -> HeldCalls {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (h2, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut streams = Vec::new();
+    for _ in 0..n {
+        let mut h2 = h2.clone().ready().await.unwrap();
+        let request = http::Request::post(format!(
+            "http://{addr}/zgc.registry.v1.RegistryService/CreateCompany"
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+        streams.push(h2.send_request(request, false).unwrap());
+    }
+    HeldCalls {
+        _connection: h2,
+        _streams: streams,
+    }
+}
+
+/// Waits until the server reports `n` CreateCompany calls in flight
+/// (its `zgc_rpc_in_flight` gauge), reading its metrics as they change.
+async fn wait_in_flight(metrics: std::net::SocketAddr, n: f64) {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let body = zgc_tests::scrape(metrics).await;
+            let line = body.lines().find(|l| {
+                l.starts_with("zgc_rpc_in_flight{") && l.contains("method=\"CreateCompany\"")
+            });
+            if line.and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok()) == Some(n) {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the held calls never reached the server");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_burst_far_beyond_the_limit_loses_nothing_and_recovers() {
+    const LIMIT: usize = 4;
     const CONNECTIONS: usize = 8;
     const PER_CONNECTION: usize = 64;
-    let registry = Registry::start_with(|c| c.server.max_concurrent_calls = 4).await;
+    let registry = Registry::start_with(|c| c.server.max_concurrent_calls = LIMIT as u32).await;
+
+    // Every slot is held while the burst comes: all of it must be shed,
+    // at once, with nothing written.
+    let held = hold_calls(registry.addr, LIMIT).await;
+    wait_in_flight(registry.metrics_addr, LIMIT as f64).await;
+    let full = registry
+        .client()
+        .await
+        .list_parks(ListParksRequest::default())
+        .await
+        .unwrap_err();
+    assert!(is_overloaded(&full), "{full:?}");
 
     let mut tasks = tokio::task::JoinSet::new();
     for conn in 0..CONNECTIONS {
@@ -138,27 +203,45 @@ async fn a_write_burst_far_beyond_the_limit_loses_nothing_and_recovers() {
         }
     }
     let mut shed = Vec::new();
-    let mut created = 0;
     while let Some(joined) = tasks.join_next().await {
         let (request, result) = joined.unwrap();
         match result {
-            Ok(c) => {
-                assert_eq!(c.name, format!("companies/{}", request.company_id));
-                created += 1;
-            }
+            Ok(c) => panic!("{} was admitted past a full limit", c.name),
             Err(status) => {
                 assert!(is_overloaded(&status), "{status:?}");
+                assert!(status.get_details_retry_info().is_some(), "{status:?}");
                 shed.push(request);
             }
         }
     }
-    assert_eq!(created + shed.len(), CONNECTIONS * PER_CONNECTION);
-
-    // The burst is over: the shed writes, retried one at a time with
-    // their request IDs, all go through.
+    assert_eq!(shed.len(), CONNECTIONS * PER_CONNECTION);
     let mut client = registry.client().await;
-    for request in shed {
-        client.create_company(request).await.unwrap();
+
+    // The burst is over and the slots are free again: the shed writes,
+    // retried with their request IDs, all go through; retried once more,
+    // each is answered with the company it created, not a second one.
+    drop(held);
+    for request in &shed {
+        let created = tokio::time::timeout(PATIENCE, async {
+            loop {
+                match client.create_company(request.clone()).await {
+                    Ok(c) => return c.into_inner(),
+                    // The held calls' slots are freed as the server sees
+                    // their streams reset.
+                    Err(status) if is_overloaded(&status) => continue,
+                    Err(status) => panic!("{status:?}"),
+                }
+            }
+        })
+        .await
+        .expect("the limit never freed up");
+        assert_eq!(created.name, format!("companies/{}", request.company_id));
+        let again = client
+            .create_company(request.clone())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(again, created, "a retried request_id is answered once");
     }
     let listed = client
         .list_companies(ListCompaniesRequest::default())

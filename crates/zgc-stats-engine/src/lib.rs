@@ -349,3 +349,88 @@ fn company_of(e: &Entity) -> Option<&Company> {
         entity::Kind::Park(_) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use zgc_proto::registry::v1::{ChangeType, Park};
+
+    use super::*;
+
+    fn created(revision: u64, kind: entity::Kind) -> ChangeEvent {
+        ChangeEvent {
+            revision,
+            r#type: ChangeType::Created as i32,
+            before: None,
+            after: Some(Entity { kind: Some(kind) }),
+        }
+    }
+
+    fn park(name: &str, parent: &str) -> entity::Kind {
+        entity::Kind::Park(Park {
+            name: name.into(),
+            parent_park: parent.into(),
+            ..Default::default()
+        })
+    }
+
+    fn company(name: &str, park: &str, employees: i32) -> entity::Kind {
+        entity::Kind::Company(Company {
+            name: name.into(),
+            park: park.into(),
+            employees,
+            ..Default::default()
+        })
+    }
+
+    /// A park with affiliates gets its tree bucket at the end of the batch
+    /// that made it one, so an `include_affiliates` query reads one bucket
+    /// instead of merging the affiliates' on every call; until then the
+    /// merge answers. The answers are the same either way: this is what
+    /// tells the two apart.
+    #[test]
+    fn the_end_of_a_batch_builds_the_trees_a_park_change_left_stale() {
+        let mut engine = Engine::new();
+        for event in [
+            created(1, park("parks/zgc", "")),
+            created(1, park("parks/baoding", "parks/zgc")),
+            created(1, company("companies/a", "parks/baoding", 10)),
+        ] {
+            engine.apply(&event).unwrap();
+        }
+        assert!(
+            engine.trees_stale,
+            "a new parent link makes the trees stale"
+        );
+        assert!(
+            !engine
+                .buckets
+                .contains_key(&BucketId::ParkTree("parks/zgc".into()))
+        );
+        engine.set_revision(1);
+        assert!(!engine.trees_stale);
+        assert!(engine.trees.contains("parks/zgc"));
+        let tree = &engine.buckets[&BucketId::ParkTree("parks/zgc".into())];
+        assert_eq!((tree.parks, tree.companies, tree.employees), (2, 1, 10));
+        // Later companies go into the tree as they come.
+        engine
+            .apply(&created(2, company("companies/b", "parks/baoding", 5)))
+            .unwrap();
+        engine.set_revision(2);
+        let tree = &engine.buckets[&BucketId::ParkTree("parks/zgc".into())];
+        assert_eq!((tree.companies, tree.employees), (2, 15));
+    }
+
+    #[test]
+    fn the_entity_count_counts_parks_and_companies() {
+        let mut engine = Engine::new();
+        assert_eq!(engine.entity_count(), 0);
+        engine.apply(&created(1, park("parks/zgc", ""))).unwrap();
+        engine
+            .apply(&created(2, company("companies/a", "parks/zgc", 1)))
+            .unwrap();
+        engine
+            .apply(&created(3, company("companies/b", "parks/zgc", 1)))
+            .unwrap();
+        assert_eq!(engine.entity_count(), 3);
+    }
+}
