@@ -84,21 +84,27 @@ async fn writes_need_a_listed_token_and_reads_do_not() {
     assert!(stdout.contains("Secured Park"), "{stdout}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_and_mutual_tls_on_both_services() {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::new(dir.path());
+/// A registry serving TLS with `pki`'s server certificate and requiring
+/// client certificates from its CA.
+async fn mutual_tls_registry(pki: &Pki) -> Registry {
     let (cert, key, ca) = (
         pki.server_cert.clone(),
         pki.server_key.clone(),
         pki.ca.clone(),
     );
-    let registry = Registry::start_with(move |c| {
+    Registry::start_with(move |c| {
         c.server.tls_cert = Some(cert);
         c.server.tls_key = Some(key);
         c.server.tls_client_ca = Some(ca);
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_mutual_tls_on_both_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let registry = mutual_tls_registry(&pki).await;
     let registry_url = format!("https://localhost:{}", registry.addr.port());
     // The stats service follows over mutual TLS and serves TLS itself.
     let (cert, key, ca) = (
@@ -166,17 +172,7 @@ async fn tls_and_mutual_tls_on_both_services() {
 async fn a_refused_connection_names_its_cause() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
-    let (cert, key, ca) = (
-        pki.server_cert.clone(),
-        pki.server_key.clone(),
-        pki.ca.clone(),
-    );
-    let registry = Registry::start_with(move |c| {
-        c.server.tls_cert = Some(cert);
-        c.server.tls_key = Some(key);
-        c.server.tls_client_ca = Some(ca);
-    })
-    .await;
+    let registry = mutual_tls_registry(&pki).await;
     let url = format!("https://localhost:{}", registry.addr.port());
     let ca = pki.ca.display().to_string();
     let client_cert = pki.client_cert.display().to_string();
