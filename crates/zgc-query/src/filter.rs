@@ -603,9 +603,9 @@ impl Parser<'_> {
         let op_tok = self.expect_more("an operator after the field")?;
         match op_tok.kind {
             Kind::Colon => {
-                let map_whole = ty == FieldType::StringMap && field.key.is_none();
-                let map_entry = ty == FieldType::StringMap && field.key.is_some();
-                if !(ty == FieldType::StringList || map_whole || map_entry) {
+                // A map takes `:` whole (`labels:"key"`) or by entry
+                // (`labels.key:"value"`).
+                if !matches!(ty, FieldType::StringList | FieldType::StringMap) {
                     return Err(FilterError::new(
                         op_tok.pos,
                         format!(
@@ -753,6 +753,188 @@ mod tests {
 
     fn err(text: &str) -> FilterError {
         Filter::parse(text, &SCHEMA).expect_err(text)
+    }
+
+    #[test]
+    fn a_filter_of_exactly_the_largest_size_is_accepted() {
+        let text = |len: usize| {
+            let head = "display_name = \"";
+            format!("{head}{}\"", "x".repeat(len - head.len() - 1))
+        };
+        let largest = text(MAX_FILTER_BYTES);
+        assert_eq!(largest.len(), MAX_FILTER_BYTES);
+        assert!(Filter::parse(&largest, &SCHEMA).is_ok());
+        let over = text(MAX_FILTER_BYTES + 1);
+        assert!(err(&over).message.contains("longer than"), "{over:.40}");
+    }
+
+    #[test]
+    fn the_expression_is_there_unless_the_filter_is_empty() {
+        assert_eq!(Filter::parse("", &SCHEMA).unwrap().expr(), None);
+        let f = Filter::parse("employees > 1", &SCHEMA).unwrap();
+        assert!(matches!(
+            f.expr(),
+            Some(Expr::Compare { op: CmpOp::Gt, .. })
+        ));
+    }
+
+    /// Only a top-level `AND` conjunct `field = "value"` on the field
+    /// itself (not a map key of it) narrows a scan.
+    #[test]
+    fn a_required_equality_is_on_the_field_itself_and_in_every_match() {
+        let required = |text: &str, field: &str| {
+            Filter::parse(text, &SCHEMA)
+                .unwrap()
+                .required_equality(field)
+                .map(str::to_string)
+        };
+        assert_eq!(
+            required(
+                "display_name = \"a\" AND location.city = \"b\"",
+                "location.city"
+            ),
+            Some("b".into())
+        );
+        assert_eq!(required("display_name = \"a\"", "location.city"), None);
+        assert_eq!(required("labels.city = \"a\"", "labels"), None);
+        assert_eq!(
+            required(
+                "display_name = \"a\" OR display_name = \"b\"",
+                "display_name"
+            ),
+            None
+        );
+        assert_eq!(required("NOT display_name = \"a\"", "display_name"), None);
+        assert_eq!(required("", "display_name"), None);
+    }
+
+    #[test]
+    fn strings_take_every_escape_and_refuse_others_where_they_stand() {
+        let parsed = |text: &str| Filter::parse(text, &SCHEMA).unwrap().to_string();
+        for (escape, char) in [
+            ("\\\"", '"'),
+            ("\\\\", '\\'),
+            ("\\n", '\n'),
+            ("\\t", '\t'),
+            ("\\r", '\r'),
+        ] {
+            let f = Filter::parse(&format!("display_name = \"a{escape}b\""), &SCHEMA).unwrap();
+            let Some(Expr::Compare {
+                value: Literal::Str(v),
+                ..
+            }) = f.expr()
+            else {
+                panic!("{escape}: {f:?}");
+            };
+            assert_eq!(v, &format!("a{char}b"), "{escape}");
+            // The canonical form reads back to the same string.
+            assert_eq!(
+                parsed(&parsed(&format!("display_name = \"a{escape}b\""))),
+                f.to_string()
+            );
+        }
+        // `display_name = "a\q"`: the backslash is the 18th character.
+        let e = err("display_name = \"a\\q\"");
+        assert_eq!(e.position, 18, "{e:?}");
+        assert!(e.message.contains("unknown escape"), "{e:?}");
+    }
+
+    #[test]
+    fn numbers_start_with_a_digit_or_a_minus_before_one() {
+        assert!(Filter::parse("employees > -3", &SCHEMA).is_ok());
+        for text in ["employees > -x", "x1 = 1"] {
+            let e = err(text);
+            assert!(!e.message.contains("does not fit"), "{text}: {e:?}");
+        }
+    }
+
+    /// Nesting is bounded by depth, not by how many groups there are.
+    #[test]
+    fn nesting_is_bounded_at_the_largest_depth() {
+        let nested =
+            |depth: usize| format!("{}employees > 1{}", "(".repeat(depth), ")".repeat(depth));
+        assert!(Filter::parse(&nested(MAX_DEPTH), &SCHEMA).is_ok());
+        assert!(err(&nested(MAX_DEPTH + 1)).message.contains("nests deeper"));
+        let nots = |depth: usize| format!("{}employees > 1", "NOT ".repeat(depth));
+        assert!(Filter::parse(&nots(MAX_DEPTH), &SCHEMA).is_ok());
+        assert!(err(&nots(MAX_DEPTH + 1)).message.contains("nests deeper"));
+        let siblings = vec!["(employees > 1)"; 2 * MAX_DEPTH].join(" AND ");
+        assert!(Filter::parse(&siblings, &SCHEMA).is_ok());
+    }
+
+    #[test]
+    fn restrictions_are_bounded_at_the_largest_number() {
+        let many = |n: usize| vec!["employees > 1"; n].join(" AND ");
+        assert!(Filter::parse(&many(MAX_RESTRICTIONS), &SCHEMA).is_ok());
+        assert!(
+            err(&many(MAX_RESTRICTIONS + 1))
+                .message
+                .contains("more than")
+        );
+    }
+
+    #[test]
+    fn a_keyword_is_not_a_field() {
+        for text in ["AND = 1", "OR = 1"] {
+            assert!(
+                err(text).message.contains("expected a field name"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn has_applies_to_repeated_fields_and_maps_only() {
+        for ok in [
+            "sectors:\"ai\"",
+            "labels:\"source\"",
+            "labels.source:\"x\"",
+            "labels:*",
+        ] {
+            assert!(Filter::parse(ok, &SCHEMA).is_ok(), "{ok}");
+        }
+        for bad in ["display_name:\"x\"", "employees:\"1\"", "high_tech:*"] {
+            assert!(
+                err(bad)
+                    .message
+                    .contains("applies to repeated fields and maps"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn booleans_are_true_or_false() {
+        let f = |text: &str| Filter::parse(text, &SCHEMA).map(|f| f.to_string());
+        assert_eq!(f("high_tech = false").unwrap(), "high_tech = false");
+        assert_eq!(f("high_tech = true").unwrap(), "high_tech = true");
+        assert!(err("high_tech = maybe").message.contains("true or false"));
+    }
+
+    #[test]
+    fn a_lone_bang_is_not_an_operator() {
+        let e = err("employees ! 3");
+        assert_eq!(e.position, 11, "{e:?}");
+        assert!(Filter::parse("employees != 3", &SCHEMA).is_ok());
+    }
+
+    /// What the parser found where it expected something else is named
+    /// as the user wrote it.
+    #[test]
+    fn unexpected_tokens_are_named() {
+        for (text, named) in [
+            ("employees > 1 (", "found `(`"),
+            ("employees > 1 )", "found `)`"),
+            ("employees > 1 \"x\"", "found the string \"x\""),
+            ("employees > 1 7", "found the number 7"),
+            ("employees > 1 high_tech", "found `high_tech`"),
+            ("employees > 1 :", "found `:`"),
+            ("employees > 1 *", "found `*`"),
+            ("employees > 1 >=", "found `>=`"),
+        ] {
+            let e = err(text);
+            assert!(e.message.contains(named), "{text}: {}", e.message);
+        }
     }
 
     #[test]

@@ -140,7 +140,39 @@ mod tests {
     fn parses_and_prints_canonically() {
         let o = OrderBy::parse(" employees desc ,display_name", &SCHEMA).unwrap();
         assert_eq!(o.to_string(), "employees desc, display_name");
+        assert_eq!(
+            o.fields(),
+            [
+                ("employees".to_string(), true),
+                ("display_name".to_string(), false)
+            ]
+        );
+        assert!(!o.is_by_name());
         assert!(OrderBy::parse("", &SCHEMA).unwrap().is_by_name());
+    }
+
+    #[test]
+    fn at_most_the_largest_number_of_fields() {
+        const MANY: Schema = Schema {
+            resource: "company",
+            filter_fields: &[],
+            order_fields: &["f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8"],
+        };
+        let order = |n: usize| {
+            (0..n)
+                .map(|i| format!("f{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        assert_eq!(
+            OrderBy::parse(&order(MAX_ORDER_FIELDS), &MANY)
+                .unwrap()
+                .fields()
+                .len(),
+            MAX_ORDER_FIELDS
+        );
+        let e = OrderBy::parse(&order(MAX_ORDER_FIELDS + 1), &MANY).unwrap_err();
+        assert!(e.message.contains("at most"), "{e:?}");
     }
 
     #[test]

@@ -178,6 +178,52 @@ mod tests {
         PageTokenKey::new([7; 32])
     }
 
+    #[test]
+    fn the_secret_is_never_printed() {
+        assert_eq!(format!("{:?}", key()), "PageTokenKey(..)");
+    }
+
+    /// A token as long as the limit is read; a longer one, however
+    /// genuine, is refused before it is decoded.
+    #[test]
+    fn the_length_limit_is_inclusive() {
+        let d = query_digest("company", "", "");
+        let of_len = |want: usize| {
+            (0..MAX_TOKEN_CHARS)
+                .map(|n| {
+                    token(vec![SortValue::Str("x".repeat(n))], "companies/a").encode(&key(), &d)
+                })
+                .find(|s| s.len() >= want)
+                .unwrap()
+        };
+        let at_limit = of_len(MAX_TOKEN_CHARS);
+        assert_eq!(at_limit.len(), MAX_TOKEN_CHARS);
+        assert!(PageToken::decode(&at_limit, &key(), &d).is_ok());
+        let over = of_len(MAX_TOKEN_CHARS + 1);
+        assert!(over.len() > MAX_TOKEN_CHARS);
+        assert_eq!(
+            PageToken::decode(&over, &key(), &d),
+            Err(PageTokenError::Invalid)
+        );
+    }
+
+    /// A token of a signature alone (an empty payload, signed) is read as
+    /// the empty payload it is: a token for no query.
+    #[test]
+    fn a_signed_empty_payload_is_a_token_for_no_query() {
+        let tag = key().mac().finalize().into_bytes();
+        let token = URL_SAFE_NO_PAD.encode(tag);
+        let d = query_digest("company", "", "");
+        assert_eq!(
+            PageToken::decode(&token, &key(), &d),
+            Err(PageTokenError::QueryMismatch)
+        );
+        assert_eq!(
+            PageToken::decode(&URL_SAFE_NO_PAD.encode(&tag[..31]), &key(), &d),
+            Err(PageTokenError::Invalid)
+        );
+    }
+
     fn token(values: Vec<SortValue>, name: &str) -> PageToken {
         PageToken {
             after: SortKey {
