@@ -740,6 +740,10 @@ async fn list_filters_orders_and_counts() {
             "",
             vec!["d"],
         ),
+        // AIP-160 member restrictions: a boolean field alone.
+        ("high_tech", "", vec!["a", "c"]),
+        ("NOT high_tech", "", vec!["b", "d"]),
+        ("high_tech AND employees > 15", "", vec!["c"]),
     ];
     for (filter, order, expected) in cases {
         let resp = c

@@ -600,6 +600,26 @@ impl Parser<'_> {
             ));
         }
         let (field, ty) = self.resolve_field(&word, pos)?;
+        // AIP-160's member restriction: a boolean field alone is the
+        // restriction that it is true (`high_tech`, `NOT listed`).
+        let ends_here = match self.peek() {
+            None
+            | Some(Token {
+                kind: Kind::RParen, ..
+            }) => true,
+            Some(Token {
+                kind: Kind::Word(w),
+                ..
+            }) => matches!(w.as_str(), "AND" | "OR"),
+            Some(_) => false,
+        };
+        if ty == FieldType::Bool && ends_here {
+            return Ok(Expr::Compare {
+                field,
+                op: CmpOp::Eq,
+                value: Literal::Bool(true),
+            });
+        }
         let op_tok = self.expect_more("an operator after the field")?;
         match op_tok.kind {
             Kind::Colon => {
@@ -901,6 +921,33 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// AIP-160 member restrictions: a boolean field alone means it is true.
+    #[test]
+    fn a_bare_boolean_field_is_the_restriction_that_it_is_true() {
+        let f = |text: &str| Filter::parse(text, &SCHEMA).map(|f| f.to_string());
+        assert_eq!(f("high_tech").unwrap(), "high_tech = true");
+        assert_eq!(f("NOT high_tech").unwrap(), "NOT high_tech = true");
+        assert_eq!(
+            f("high_tech AND employees > 1").unwrap(),
+            "(high_tech = true AND employees > 1)"
+        );
+        assert_eq!(
+            f("(high_tech) OR employees > 1").unwrap(),
+            "(high_tech = true OR employees > 1)"
+        );
+        // The same filter as spelled out: a page token of one is valid for
+        // the other.
+        assert_eq!(f("high_tech"), f("high_tech = true"));
+        // Other fields still need an operator.
+        assert!(err("employees").message.contains("expected an operator"));
+        assert!(
+            err("employees AND high_tech")
+                .message
+                .contains("expected an operator")
+        );
+        assert!(err("high_tech 1").message.contains("expected an operator"));
     }
 
     #[test]
