@@ -420,6 +420,44 @@ mod tests {
         assert_eq!((tree.companies, tree.employees), (2, 15));
     }
 
+    /// While the trees are stale, contributions go to the park buckets
+    /// only (the trees are rebuilt from them at the end of the batch).
+    #[test]
+    fn stale_trees_take_no_contributions() {
+        let mut engine = Engine::new();
+        engine.apply(&created(1, park("parks/zgc", ""))).unwrap();
+        engine
+            .apply(&created(1, park("parks/baoding", "parks/zgc")))
+            .unwrap();
+        engine.set_revision(1);
+        assert_eq!(
+            engine.tree_ids("parks/baoding"),
+            [BucketId::ParkTree("parks/zgc".into())]
+        );
+        engine
+            .apply(&created(2, park("parks/xiong", "parks/zgc")))
+            .unwrap();
+        assert!(engine.trees_stale);
+        assert!(engine.tree_ids("parks/baoding").is_empty());
+    }
+
+    /// Parks whose parents form a cycle (the registry refuses one, but
+    /// the engine must not hang on it) are each other's affiliates, once.
+    #[test]
+    fn affiliates_of_a_cycle_are_listed_once() {
+        let mut engine = Engine::new();
+        engine
+            .apply(&created(1, park("parks/a", "parks/b")))
+            .unwrap();
+        engine
+            .apply(&created(2, park("parks/b", "parks/a")))
+            .unwrap();
+        engine.set_revision(2);
+        let mut affiliates = engine.affiliates("parks/a");
+        affiliates.sort_unstable();
+        assert_eq!(affiliates, ["parks/a", "parks/b"]);
+    }
+
     #[test]
     fn the_entity_count_counts_parks_and_companies() {
         let mut engine = Engine::new();
