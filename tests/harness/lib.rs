@@ -50,30 +50,79 @@ impl Registry {
         registry
     }
 
-    /// Starts a registry on `data_dir`, which the caller keeps.
+    /// Starts a registry on `data_dir`, which the caller keeps, and
+    /// returns once it answers.
+    ///
+    /// Right after a registry on the same directory stopped in this
+    /// process, sled's I/O threads may still hold its file, and so its
+    /// lock, for a moment (the store's own tests retry the same way): a
+    /// start that finds the directory locked is retried, for up to 30 s,
+    /// which only a leaked store would exhaust. A process restart (the
+    /// real one) never meets this: the lock goes with the process.
     pub async fn start_in(data_dir: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::for_data_dir(data_dir);
         tweak(&mut config);
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let metrics_addr = metrics.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(zgc_registry::serve_with(
-            config,
-            listener,
-            Some(metrics),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        Self {
-            addr,
-            metrics_addr,
-            data_dir: data_dir.to_path_buf(),
-            stop: Some(stop),
-            task: Some(task),
-            _temp: None,
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let metrics = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let metrics_addr = metrics.local_addr().expect("addr");
+            let (stop, stopped) = oneshot::channel::<()>();
+            let mut task = tokio::spawn(zgc_registry::serve_with(
+                config.clone(),
+                listener,
+                Some(metrics),
+                async move {
+                    let _ = stopped.await;
+                },
+            ));
+            // Up once its health service answers (serving or not yet). A
+            // TLS registry is not probed (that would take the test's
+            // certificates); the tests that run one never restart it.
+            let tls = config.server.tls_cert.is_some();
+            let up = async {
+                if tls {
+                    return;
+                }
+                loop {
+                    let channel = Channel::from_shared(format!("http://{addr}"))
+                        .expect("endpoint")
+                        .connect()
+                        .await;
+                    if let Ok(channel) = channel {
+                        let mut health =
+                            tonic_health::pb::health_client::HealthClient::new(channel);
+                        let check = tonic_health::pb::HealthCheckRequest {
+                            service: String::new(),
+                        };
+                        if health.check(check).await.is_ok() {
+                            return;
+                        }
+                    }
+                    tokio::task::yield_now().await;
+                }
+            };
+            tokio::select! {
+                biased;
+                () = up => {
+                    return Self {
+                        addr,
+                        metrics_addr,
+                        data_dir: data_dir.to_path_buf(),
+                        stop: Some(stop),
+                        task: Some(task),
+                        _temp: None,
+                    };
+                }
+                ended = &mut task => match ended.expect("serve task") {
+                    Err(e) if e.is_locked() && tokio::time::Instant::now() < deadline => {
+                        tokio::task::yield_now().await;
+                    }
+                    Err(e) => panic!("the registry did not start: {e}"),
+                    Ok(()) => panic!("the registry stopped before answering"),
+                },
+            }
         }
     }
 

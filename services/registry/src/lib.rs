@@ -36,6 +36,16 @@ use tokio_util::sync::CancellationToken;
 
 use zgc_store::{Store, StoreConfig, StoreStatus};
 
+impl ServeError {
+    /// Whether another store holds the data directory.
+    pub fn is_locked(&self) -> bool {
+        matches!(
+            self,
+            ServeError::Store(zgc_store::StoreError::Locked { .. })
+        )
+    }
+}
+
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
