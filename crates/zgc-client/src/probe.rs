@@ -72,22 +72,27 @@ fn config(tls: &ClientTls) -> io::Result<ClientConfig> {
 #[error("the server speaks TLS at this address (use an https:// address, with --tls-ca if needed)")]
 pub struct SpeaksTls;
 
+/// A TCP connection to `addr`'s host and port (`default_port` when it names
+/// none), and the host as the address spells it.
+async fn connect(addr: &str, default_port: u16) -> io::Result<(TcpStream, String)> {
+    let uri: http::Uri = addr.parse().map_err(|e| invalid(format!("{addr}: {e}")))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| invalid(format!("{addr} names no host")))?
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = uri.port_u16().unwrap_or(default_port);
+    let tcp = tokio::time::timeout(STEP, TcpStream::connect((host.as_str(), port)))
+        .await
+        .map_err(|e| io::Error::new(io::ErrorKind::TimedOut, e))??;
+    Ok((tcp, host))
+}
+
 /// Connects to `addr` in plaintext as a gRPC call would, sends the HTTP/2
 /// preface and reads the first bytes of the answer: [`SpeaksTls`] (in an
 /// `io::Error`) if they are a TLS record.
 pub async fn plaintext(addr: &str) -> io::Result<()> {
-    let uri: http::Uri = addr.parse().map_err(|e| invalid(format!("{addr}: {e}")))?;
-    let host = uri
-        .host()
-        .ok_or_else(|| invalid(format!("{addr} names no host")))?;
-    let port = uri.port_u16().unwrap_or(80);
-    let step = |e| io::Error::new(io::ErrorKind::TimedOut, e);
-    let mut tcp = tokio::time::timeout(
-        STEP,
-        TcpStream::connect((host.trim_matches(['[', ']']), port)),
-    )
-    .await
-    .map_err(step)??;
+    let (mut tcp, _) = connect(addr, 80).await?;
     tcp.write_all(PREFACE).await?;
     let mut first = [0u8; 64];
     match tokio::time::timeout(STEP, tcp.read(&mut first)).await {
@@ -104,24 +109,10 @@ pub async fn plaintext(addr: &str) -> io::Result<()> {
 /// error that ends it, if any: the handshake's, or the first read's (a
 /// TLS alert from the server). `Ok` when the server answers HTTP/2.
 pub async fn tls(addr: &str, tls: &ClientTls) -> io::Result<()> {
-    let uri: http::Uri = addr.parse().map_err(|e| invalid(format!("{addr}: {e}")))?;
-    let host = uri
-        .host()
-        .ok_or_else(|| invalid(format!("{addr} names no host")))?;
-    let port = uri.port_u16().unwrap_or(443);
-    let name = tls
-        .server_name
-        .as_deref()
-        .unwrap_or(host)
-        .trim_matches(['[', ']']);
-    let server_name = ServerName::try_from(name.to_string()).map_err(|e| invalid(e.to_string()))?;
+    let (tcp, host) = connect(addr, 443).await?;
+    let name = tls.server_name.clone().unwrap_or(host);
+    let server_name = ServerName::try_from(name).map_err(|e| invalid(e.to_string()))?;
     let step = |e| io::Error::new(io::ErrorKind::TimedOut, e);
-    let tcp = tokio::time::timeout(
-        STEP,
-        TcpStream::connect((host.trim_matches(['[', ']']), port)),
-    )
-    .await
-    .map_err(step)??;
     let connector = TlsConnector::from(Arc::new(config(tls)?));
     let mut stream = tokio::time::timeout(STEP, connector.connect(server_name, tcp))
         .await

@@ -112,19 +112,13 @@ async fn accept_tls(
 /// Logs a refused handshake, within the log's limit.
 fn refused(log: &LogLimit, peer: Option<SocketAddr>, reason: &str) {
     let peer = peer.map_or_else(|| "unknown".to_string(), |p| p.to_string());
-    match log.admit(Instant::now()) {
-        Admit::Log { suppressed: 0 } => {
-            tracing::warn!(%peer, %reason, "TLS handshake refused");
-        }
-        Admit::Log { suppressed } => {
-            tracing::warn!(
-                %peer,
-                %reason,
-                not_logged_before = suppressed,
-                "TLS handshake refused"
-            );
-        }
-        Admit::Suppress => {}
+    if let Admit::Log { suppressed } = log.admit(Instant::now()) {
+        tracing::warn!(
+            %peer,
+            %reason,
+            not_logged_before = suppressed,
+            "TLS handshake refused"
+        );
     }
 }
 
