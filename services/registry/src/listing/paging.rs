@@ -171,7 +171,7 @@ impl Query {
         let mut total: u64 = 0;
         for candidate in candidates {
             let item = candidate?;
-            if !self.filter.matches(item.record()) {
+            if !self.filter.matches(&item) {
                 continue;
             }
             total += 1;
