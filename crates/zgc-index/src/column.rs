@@ -133,6 +133,14 @@ impl Column {
         }
     }
 
+    /// The value at `slot`.
+    pub(crate) fn value(&self, slot: u32) -> SortValue {
+        match self {
+            Column::Int(v) => SortValue::Int(v.get(slot as usize).copied().unwrap_or_default()),
+            Column::Str(c) => SortValue::Str(c.get_str(slot).to_string()),
+        }
+    }
+
     pub(crate) fn clear(&mut self, slot: u32) {
         if let Column::Str(c) = self {
             c.clear(slot);

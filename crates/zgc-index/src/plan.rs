@@ -82,8 +82,12 @@ enum Node {
 /// The matches of a whole filter.
 enum Matches {
     All,
-    /// Tested slot by slot (a span or its complement).
-    Test(Node),
+    /// Tested slot by slot (a span or its complement), but for the slots
+    /// in `except`.
+    Test {
+        node: Node,
+        except: RoaringBitmap,
+    },
     Set(RoaringBitmap),
 }
 
@@ -92,41 +96,103 @@ enum Matches {
 const WALK_BUDGET_PER_MATCH: u64 = 4;
 
 impl<R: Resource> Index<R> {
-    /// The page `listing` asks for, and the number of matches.
+    /// The page `listing` asks for, and the number of matches, in the
+    /// state the index holds.
     pub fn list(&self, listing: &Listing<'_>) -> Listed {
+        self.list_as_of(listing, &[])
+    }
+
+    /// The page `listing` asks for, and the number of matches, as of an
+    /// earlier state: `changed` names every record changed since, with
+    /// its state then (`None`: it did not exist). The index answers for
+    /// the records not changed; those changed are filtered and ordered
+    /// one by one and merged in, so the cost grows with the changes.
+    pub fn list_as_of(&self, listing: &Listing<'_>, changed: &[(String, Option<R>)]) -> Listed {
+        let except: RoaringBitmap = changed
+            .iter()
+            .filter_map(|(name, _)| self.slot(name))
+            .collect();
         let node = listing
             .filter
             .expr()
             .map_or(Node::All, |expr| self.compile(expr));
         let (matches, total) = match node {
-            Node::All => (Matches::All, self.len()),
+            Node::All if except.is_empty() => (Matches::All, self.len()),
+            Node::All => {
+                let set = &self.alive - &except;
+                let total = set.len();
+                (Matches::Set(set), total)
+            }
             Node::Nothing => (Matches::Set(RoaringBitmap::new()), 0),
             Node::Bits(b) => {
-                let total = b.len();
-                (Matches::Set(b), total)
+                let set = b - &except;
+                let total = set.len();
+                (Matches::Set(set), total)
             }
-            span @ Node::Span { .. } => {
-                let total = self.estimate(&span);
-                (Matches::Test(span), total)
-            }
+            span @ Node::Span { .. } => self.tested(span, except),
             Node::Not(inner) if matches!(*inner, Node::Span { .. }) => {
-                let total = self.len() - self.estimate(&inner);
-                (Matches::Test(Node::Not(inner)), total)
+                self.tested(Node::Not(inner), except)
             }
             other => {
-                let set = self.materialize(other);
+                let set = self.materialize(other) - &except;
                 let total = set.len();
                 (Matches::Set(set), total)
             }
         };
-        let names = if total == 0 || listing.limit == 0 {
+        let order = self.resolve(listing.order);
+        let mut names: Vec<String> = if total == 0 || listing.limit == 0 {
             Vec::new()
         } else {
-            let order = self.resolve(listing.order);
             let page = self.page(&matches, total, &order, listing);
             page.into_iter().map(|s| self.name(s).to_string()).collect()
         };
+        // The changed records as they were: those that matched, after
+        // the page's start, merged into the page in order.
+        let earlier: Vec<(SortKey, &str)> = changed
+            .iter()
+            .filter_map(|(_, r)| r.as_ref())
+            .filter(|r| listing.filter.matches(*r))
+            .map(|r| (sort_key(r, listing.order), r.name()))
+            .collect();
+        let total = total + earlier.len() as u64;
+        let mut earlier: Vec<(SortKey, &str)> = earlier
+            .into_iter()
+            .filter(|(k, _)| {
+                listing
+                    .after
+                    .is_none_or(|a| listing.order.compare(k, a).is_gt())
+            })
+            .collect();
+        if !earlier.is_empty() {
+            earlier.sort_by(|a, b| listing.order.compare(&a.0, &b.0));
+            let held: Vec<(SortKey, String)> = names
+                .into_iter()
+                .filter_map(|n| Some((self.sort_key(&order, self.slot(&n)?), n)))
+                .collect();
+            names = merge(held, earlier, listing.order, listing.limit);
+        }
         Listed { names, total }
+    }
+
+    /// Matches tested slot by slot, but for the slots in `except`.
+    fn tested(&self, node: Node, except: RoaringBitmap) -> (Matches, u64) {
+        let all = match &node {
+            Node::Not(inner) => self.len() - self.estimate(inner),
+            span => self.estimate(span),
+        };
+        let excepted = except.iter().filter(|&s| self.test(&node, s)).count() as u64;
+        (Matches::Test { node, except }, all - excepted)
+    }
+
+    /// The sort key of the record at `slot`.
+    fn sort_key(&self, order: &[(usize, bool)], slot: u32) -> SortKey {
+        SortKey {
+            values: order
+                .iter()
+                .map(|&(i, _)| self.column(i).map_or(SortValue::Int(0), |c| c.value(slot)))
+                .collect(),
+            name: self.name(slot).to_string(),
+        }
     }
 
     // ------------------------------------------------------------ filter
@@ -378,7 +444,7 @@ impl<R: Resource> Index<R> {
     fn member(&self, matches: &Matches, slot: u32) -> bool {
         match matches {
             Matches::All => true,
-            Matches::Test(node) => self.test(node, slot),
+            Matches::Test { node, except } => self.test(node, slot) && !except.contains(slot),
             Matches::Set(set) => set.contains(slot),
         }
     }
@@ -409,8 +475,11 @@ impl<R: Resource> Index<R> {
     /// The slots a selection reads.
     fn selection_cost(&self, matches: &Matches, total: u64) -> u64 {
         match matches {
-            Matches::Test(Node::Not(_)) | Matches::All => self.len(),
-            Matches::Test(_) | Matches::Set(_) => total,
+            Matches::Test {
+                node: Node::Not(_), ..
+            }
+            | Matches::All => self.len(),
+            Matches::Test { .. } | Matches::Set(_) => total,
         }
     }
 
@@ -502,16 +571,19 @@ impl<R: Resource> Index<R> {
         let candidates: Box<dyn Iterator<Item = u32> + '_> = match matches {
             Matches::All => Box::new(self.alive.iter()),
             Matches::Set(set) => Box::new(set.iter()),
-            Matches::Test(
-                node @ Node::Span {
+            Matches::Test {
+                node: Node::Span {
                     order: i, from, to, ..
                 },
-            ) => Box::new(
+                except,
+            } => Box::new(
                 self.orders[*i]
                     .range(*from, *to)
-                    .filter(move |&s| self.test(node, s)),
+                    .filter(move |&s| !except.contains(s)),
             ),
-            Matches::Test(node) => Box::new(self.alive.iter().filter(move |&s| self.test(node, s))),
+            Matches::Test { .. } => {
+                Box::new(self.alive.iter().filter(move |&s| self.member(matches, s)))
+            }
         };
         let mut found: Vec<u32> = match listing.after {
             Some(k) => candidates
@@ -527,4 +599,42 @@ impl<R: Resource> Index<R> {
         found.sort_by(cmp);
         found
     }
+}
+
+fn sort_key<R: Resource>(record: &R, order: &OrderBy) -> SortKey {
+    SortKey {
+        values: order
+            .fields()
+            .iter()
+            .map(|(f, _)| record.sort_value(f))
+            .collect(),
+        name: record.name().to_string(),
+    }
+}
+
+/// The first `limit` of two lists sorted in `order`, merged.
+fn merge(
+    held: Vec<(SortKey, String)>,
+    earlier: Vec<(SortKey, &str)>,
+    order: &OrderBy,
+    limit: usize,
+) -> Vec<String> {
+    let mut out = Vec::with_capacity(limit);
+    let mut held = held.into_iter().peekable();
+    let mut earlier = earlier.into_iter().peekable();
+    while out.len() < limit {
+        let take_held = match (held.peek(), earlier.peek()) {
+            (Some(h), Some(e)) => order.compare(&h.0, &e.0).is_lt(),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let name = if take_held {
+            held.next().map(|(_, n)| n)
+        } else {
+            earlier.next().map(|(_, n)| n.to_string())
+        };
+        out.extend(name);
+    }
+    out
 }

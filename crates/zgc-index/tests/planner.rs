@@ -318,11 +318,13 @@ fn brute_force<R: Resource>(
     keys
 }
 
-/// Pages through the whole listing with `limit` per page, checking each
-/// page and total against brute force.
+/// Pages through the whole listing with `limit` per page, as of the
+/// state `held` (the index's own, or an earlier one given the records
+/// `changed` since), checking each page and total against brute force.
 fn check_listing<R: Resource>(
     index: &Index<R>,
     held: &BTreeMap<String, R>,
+    changed: &[(String, Option<R>)],
     filter: &Filter,
     order: &OrderBy,
     limit: usize,
@@ -331,12 +333,17 @@ fn check_listing<R: Resource>(
     let mut after: Option<SortKey> = None;
     let mut seen = 0;
     loop {
-        let Listed { names, total } = index.list(&Listing {
+        let listing = Listing {
             filter,
             order,
             after: after.as_ref(),
             limit,
-        });
+        };
+        let Listed { names, total } = if changed.is_empty() {
+            index.list(&listing)
+        } else {
+            index.list_as_of(&listing, changed)
+        };
         prop_assert_eq!(
             total,
             expected.len() as u64,
@@ -388,26 +395,77 @@ fn changes<R: Resource + std::fmt::Debug>(
     )
 }
 
+/// What a history of changes leaves: the index after all of them, the
+/// records after all of them, the records after the first `split` of
+/// them, and every record changed after those with its state then.
+struct History<R: Resource> {
+    index: Index<R>,
+    now: BTreeMap<String, R>,
+    then: BTreeMap<String, R>,
+    changed: Vec<(String, Option<R>)>,
+}
+
 /// Applies the changes to an index and to a plain map, as the store
 /// does: the state held is replaced by the new one.
-fn apply<R: Resource>(changes: Vec<Change<R>>, prefix: &str) -> (Index<R>, BTreeMap<String, R>) {
+fn apply<R: Resource>(changes: Vec<Change<R>>, split: usize, prefix: &str) -> History<R> {
     let mut index = Index::new();
-    let mut held: BTreeMap<String, R> = BTreeMap::new();
-    for change in changes {
+    let mut now: BTreeMap<String, R> = BTreeMap::new();
+    let mut then = BTreeMap::new();
+    let mut changed: BTreeMap<String, Option<R>> = BTreeMap::new();
+    let count = changes.len();
+    for (i, change) in changes.into_iter().enumerate() {
+        if i == split {
+            then = now.clone();
+        }
+        let name = match &change {
+            Change::Put(r) => r.name().to_string(),
+            Change::Delete(n) => format!("{prefix}{n:02}"),
+        };
+        if i >= split {
+            changed
+                .entry(name.clone())
+                .or_insert_with(|| now.get(&name).cloned());
+        }
         match change {
             Change::Put(r) => {
-                let old = held.insert(r.name().to_string(), r.clone());
+                let old = now.insert(name, r.clone());
                 index.replace(old.as_ref(), Some(&r));
             }
-            Change::Delete(n) => {
-                let name = format!("{prefix}{n:02}");
-                if let Some(old) = held.remove(&name) {
+            Change::Delete(_) => {
+                if let Some(old) = now.remove(&name) {
                     index.replace(Some(&old), None);
                 }
             }
         }
     }
-    (index, held)
+    if split >= count {
+        then = now.clone();
+    }
+    History {
+        index,
+        now,
+        then,
+        changed: changed.into_iter().collect(),
+    }
+}
+
+fn check_history<R: Resource>(
+    history: &History<R>,
+    queries: &[(Filter, OrderBy, usize)],
+) -> Result<(), TestCaseError> {
+    prop_assert_eq!(history.index.len(), history.now.len() as u64);
+    for (filter, order, limit) in queries {
+        check_listing(&history.index, &history.now, &[], filter, order, *limit)?;
+        check_listing(
+            &history.index,
+            &history.then,
+            &history.changed,
+            filter,
+            order,
+            *limit,
+        )?;
+    }
+    Ok(())
 }
 
 proptest! {
@@ -416,30 +474,25 @@ proptest! {
     #[test]
     fn company_listings_equal_brute_force(
         changes in changes(company()),
+        split in 0..150usize,
         queries in proptest::collection::vec(
             (filter(&COMPANY_SCHEMA), order(&COMPANY_SCHEMA), 1..6usize),
             1..6,
         ),
     ) {
-        let (index, held) = apply(changes, "companies/c");
-        prop_assert_eq!(index.len(), held.len() as u64);
-        for (filter, order, limit) in &queries {
-            check_listing(&index, &held, filter, order, *limit)?;
-        }
+        check_history(&apply(changes, split, "companies/c"), &queries)?;
     }
 
     #[test]
     fn park_listings_equal_brute_force(
         changes in changes(park()),
+        split in 0..150usize,
         queries in proptest::collection::vec(
             (filter(&PARK_SCHEMA), order(&PARK_SCHEMA), 1..6usize),
             1..6,
         ),
     ) {
-        let (index, held) = apply(changes, "parks/p");
-        for (filter, order, limit) in &queries {
-            check_listing(&index, &held, filter, order, *limit)?;
-        }
+        check_history(&apply(changes, split, "parks/p"), &queries)?;
     }
 }
 
