@@ -397,6 +397,100 @@ async fn metrics_count_calls_by_code_and_expose_the_store() {
     );
 }
 
+/// The listing indexes are counted in gauges, answer the same listing as
+/// a scan, and are built again from disk after a restart; turned off,
+/// the gauges say so and the listing scans to the same answer.
+#[tokio::test]
+async fn the_listing_indexes_are_counted_and_come_back_after_a_restart() {
+    use zgc_tests::{sample, scrape};
+    async fn loaded_metrics(registry: &Registry) -> String {
+        let mut body = scrape(registry.metrics_addr).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while sample(&body, "zgc_registry_listing_indexes_loaded") != Some(1.0) {
+            assert!(std::time::Instant::now() < deadline, "never loaded: {body}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            body = scrape(registry.metrics_addr).await;
+        }
+        body
+    }
+    async fn list(registry: &Registry) -> (Vec<String>, i32) {
+        let page = registry
+            .client()
+            .await
+            .list_companies(ListCompaniesRequest {
+                page_size: 2,
+                filter: r#"location.province = "Hebei" AND employees >= 0"#.into(),
+                order_by: "display_name desc".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let names = page.companies.into_iter().map(|c| c.name).collect();
+        (names, page.total_size)
+    }
+
+    let registry = Registry::start().await;
+    let mut client = registry.client().await;
+    for (id, province) in [
+        ("a", "Hebei"),
+        ("b", "Tianjin"),
+        ("c", "Hebei"),
+        ("d", "Hebei"),
+    ] {
+        let mut c = company(id, province, "X");
+        c.display_name = format!("Company {id}");
+        client
+            .create_company(CreateCompanyRequest {
+                company: Some(c),
+                company_id: id.into(),
+                request_id: String::new(),
+            })
+            .await
+            .unwrap();
+    }
+    let body = loaded_metrics(&registry).await;
+    assert_eq!(
+        sample(&body, "zgc_registry_listing_indexed"),
+        Some(4.0),
+        "{body}"
+    );
+    assert!(
+        sample(&body, "zgc_registry_listing_index_bytes").unwrap() > 0.0,
+        "{body}"
+    );
+    let want = (
+        vec!["companies/d".to_string(), "companies/c".to_string()],
+        3,
+    );
+    assert_eq!(list(&registry).await, want);
+
+    let dir = registry.stop().await.unwrap();
+    let registry = Registry::start_in(dir.path(), |_| {}).await;
+    let body = loaded_metrics(&registry).await;
+    assert_eq!(
+        sample(&body, "zgc_registry_listing_indexed"),
+        Some(4.0),
+        "{body}"
+    );
+    assert_eq!(list(&registry).await, want);
+
+    registry.stop().await;
+    let registry = Registry::start_in(dir.path(), |c| c.listing_indexes = false).await;
+    let body = scrape(registry.metrics_addr).await;
+    assert_eq!(
+        sample(&body, "zgc_registry_listing_indexed"),
+        Some(0.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "zgc_registry_listing_indexes_loaded"),
+        Some(0.0),
+        "{body}"
+    );
+    assert_eq!(list(&registry).await, want);
+}
+
 /// Reads by ID come from the companies held in memory and follow every
 /// write: a create is held, an update is read back, and a delete leaves
 /// nothing behind, in the answers or in memory. A restarted registry loads

@@ -17,6 +17,7 @@
 
 mod codec;
 mod error;
+mod indexes;
 mod keys;
 mod log;
 mod pending;
@@ -33,6 +34,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use error::StoreError;
+pub use indexes::{IndexStats, IndexedPage};
 pub use read::{ChangeBatch, EntityIter};
 pub use snapshot::{Snapshot, SnapshotOf};
 
@@ -90,6 +92,10 @@ pub struct StoreConfig {
     /// Hold every company in memory, compressed, for reads by ID
     /// (`resident.rs`); loaded in the background when the store opens.
     pub companies_in_memory: bool,
+    /// Keep listing indexes of every park and company in memory
+    /// (`indexes.rs`), loaded in the background when the store opens, so
+    /// that `list_parks` and `list_companies` answer without a scan.
+    pub listing_indexes: bool,
     /// Compress sled's log with zstd when this opening creates the store
     /// (a store keeps what it was created with: sled cannot change it).
     /// About half the disk, for CPU on every write and on every page read
@@ -108,6 +114,7 @@ impl StoreConfig {
             retention: DEFAULT_RETENTION,
             cache_capacity: DEFAULT_CACHE_MB * 1024 * 1024,
             companies_in_memory: true,
+            listing_indexes: true,
             compression: true,
             on_commit: None,
         }
@@ -218,6 +225,8 @@ pub(crate) struct Generation {
     applied: AtomicU64,
     /// Every company, compressed, for reads by ID (`None` when off).
     resident: Option<resident::Resident>,
+    /// The listing indexes (`None` when off).
+    indexes: Option<indexes::Indexes>,
 }
 
 impl Write {

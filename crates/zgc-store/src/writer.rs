@@ -14,6 +14,7 @@ use rand::RngCore;
 use sled::Transactional;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::codec;
 use crate::keys::{self, decode_u64};
 use crate::pending::{View, WriteSet};
 use crate::plan::{self, Plan};
@@ -188,6 +189,9 @@ fn open_generation(config: &StoreConfig, number: u64) -> Result<Opened, StoreErr
             apply_lock: RwLock::new(()),
             applied: AtomicU64::new(revision),
             resident: config.companies_in_memory.then(Resident::new),
+            indexes: config
+                .listing_indexes
+                .then(|| crate::indexes::Indexes::new(revision)),
         },
         log_file,
         revision,
@@ -251,9 +255,7 @@ impl WriterGeneration {
     fn install(inner: &Inner, opened: Opened) -> Self {
         let generation = Arc::new(opened.generation);
         inner.install(Some(generation.clone()));
-        let loader = generation
-            .resident
-            .is_some()
+        let loader = (generation.resident.is_some() || generation.indexes.is_some())
             .then(|| Loader::spawn(generation.clone()))
             .flatten();
         Self {
@@ -264,14 +266,15 @@ impl WriterGeneration {
     }
 }
 
-/// Companies read from sled per step of the loader.
+/// Records read from sled per step of the loader.
 const LOAD_STEP: usize = 1024;
 
-/// The thread that puts the companies a generation opened with into
-/// memory ([`Resident`]), a step at a time, each under the apply lock's
-/// read side: a step sees the companies of exactly one revision, and a
+/// The thread that puts what a generation opened with into memory: the
+/// companies held for reads by ID ([`Resident`]) and the listing indexes
+/// ([`crate::indexes`]), a step at a time, each under the apply lock's
+/// read side: a step sees the records of exactly one revision, and a
 /// write, which updates memory itself under the write side, applies
-/// between steps. An entry a write put there first is never replaced.
+/// between steps. A record a write put there first is never replaced.
 struct Loader {
     stop: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -288,13 +291,14 @@ impl Loader {
                 match load(&generation, &flag) {
                     Ok(true) => tracing::info!(
                         companies = generation.resident.as_ref().map_or(0, Resident::len),
+                        indexed = generation.indexes.is_some(),
                         took = ?started.elapsed(),
-                        "every company is held in memory"
+                        "every company is held in memory and indexed"
                     ),
                     Ok(false) => {}
                     Err(e) => tracing::error!(
                         error = %e,
-                        "loading the companies into memory failed; reads by ID go to disk"
+                        "loading the store into memory failed; reads by ID go to disk and listings scan"
                     ),
                 }
             });
@@ -304,7 +308,7 @@ impl Loader {
                 thread: Some(thread),
             }),
             Err(e) => {
-                tracing::error!(error = %e, "could not start loading the companies into memory; reads by ID go to disk");
+                tracing::error!(error = %e, "could not start loading the store into memory; reads by ID go to disk and listings scan");
                 None
             }
         }
@@ -320,19 +324,66 @@ impl Drop for Loader {
     }
 }
 
-/// Loads every stored company into memory; `Ok(false)` if told to stop
-/// first.
+/// Loads every stored company (into memory and the indexes) and park
+/// (into the indexes); `Ok(false)` if told to stop first.
 fn load(generation: &Generation, stop: &std::sync::atomic::AtomicBool) -> Result<bool, StoreError> {
-    let Some(resident) = &generation.resident else {
+    let resident = generation.resident.as_ref();
+    let indexes = generation.indexes.as_ref();
+    let companies = load_tree(generation, &generation.trees.companies, stop, |step| {
+        if let Some(resident) = resident {
+            let entries: Vec<(&[u8], Entry)> = step
+                .iter()
+                .map(|(id, company)| (id.as_ref(), resident.entry(id, company)))
+                .collect();
+            resident.fill(entries);
+        }
+        if let Some(indexes) = indexes {
+            let decoded = step
+                .iter()
+                .map(|(_, c)| codec::decode_company(c))
+                .collect::<Result<Vec<_>, _>>()?;
+            indexes.fill_companies(decoded);
+        }
+        Ok(())
+    })?;
+    if !companies {
         return Ok(false);
+    }
+    if let Some(resident) = resident {
+        resident.set_loaded();
+    }
+    let Some(indexes) = indexes else {
+        return Ok(true);
     };
-    let tree = &generation.trees.companies;
+    let parks = load_tree(generation, &generation.trees.parks, stop, |step| {
+        let decoded = step
+            .iter()
+            .map(|(_, p)| codec::decode_park(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        indexes.fill_parks(decoded);
+        Ok(())
+    })?;
+    if parks {
+        indexes.set_loaded();
+    }
+    Ok(parks)
+}
+
+/// Reads `tree` in steps, each under the apply lock's read side, and
+/// hands each step to `fill` under the same lock; `Ok(false)` if told to
+/// stop first.
+fn load_tree(
+    generation: &Generation,
+    tree: &sled::Tree,
+    stop: &std::sync::atomic::AtomicBool,
+    mut fill: impl FnMut(&[(sled::IVec, sled::IVec)]) -> Result<(), StoreError>,
+) -> Result<bool, StoreError> {
     let mut after: Option<sled::IVec> = None;
     loop {
         if stop.load(Ordering::Acquire) {
             return Ok(false);
         }
-        let _step = generation
+        let step_lock = generation
             .apply_lock
             .read()
             .map_err(|_| StoreError::Corrupt("apply lock poisoned".into()))?;
@@ -344,18 +395,15 @@ fn load(generation: &Generation, stop: &std::sync::atomic::AtomicBool) -> Result
             )),
         };
         let step = iter.take(LOAD_STEP).collect::<Result<Vec<_>, _>>()?;
-        let entries: Vec<(&[u8], Entry)> = step
-            .iter()
-            .map(|(id, company)| (id.as_ref(), resident.entry(id, company)))
-            .collect();
-        resident.fill(entries);
+        fill(&step)?;
         if step.len() < LOAD_STEP {
-            resident.set_loaded();
             return Ok(true);
         }
         after = step.last().map(|(id, _)| id.clone());
-        drop(_step);
-        resident.maybe_train();
+        drop(step_lock);
+        if let Some(resident) = &generation.resident {
+            resident.maybe_train();
+        }
     }
 }
 
@@ -592,7 +640,13 @@ impl Writer {
         let changes = set.changes.to_batch();
         let requests = set.requests.to_batch();
         let meta = set.meta.to_batch();
-        // Compressed before the lock is taken: reads wait for none of it.
+        // Compressed and decoded before the lock is taken: reads wait for
+        // none of it.
+        let index_update = generation
+            .indexes
+            .as_ref()
+            .map(|indexes| indexes.prepare(trees, set))
+            .transpose()?;
         let in_memory: Option<Vec<(&[u8], Option<Entry>)>> =
             generation.resident.as_ref().map(|resident| {
                 set.companies
@@ -625,6 +679,9 @@ impl Writer {
         // Still under the apply lock, so no loader step in between.
         if let (Some(resident), Some(changes)) = (&generation.resident, in_memory) {
             resident.apply(changes);
+        }
+        if let (Some(indexes), Some(update)) = (&generation.indexes, index_update) {
+            indexes.apply(update, revision);
         }
         generation.applied.store(revision, Ordering::Release);
         drop(guard);

@@ -61,6 +61,12 @@ pub struct Config {
     /// off, for stores far larger than memory.
     #[arg(long, env = "ZGC_COMPANIES_IN_MEMORY", default_value_t = true, action = clap::ArgAction::Set)]
     pub companies_in_memory: bool,
+    /// Keep listing indexes of every park and company in memory, so a
+    /// filtered or ordered ListParks/ListCompanies reads what its page
+    /// needs instead of scanning: built in the background after start,
+    /// while listings scan. `false` turns them off, to save their memory.
+    #[arg(long, env = "ZGC_LISTING_INDEXES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub listing_indexes: bool,
     /// Compress the store's log with zstd (level 1) when this start creates
     /// the data directory: about half the disk, for CPU on every write and
     /// on every page read back from disk. A store keeps what it was created

@@ -101,6 +101,7 @@ pub async fn serve_with(
     store_config.retention = config.retention;
     store_config.cache_capacity = config.cache_mb.saturating_mul(1024 * 1024);
     store_config.companies_in_memory = config.companies_in_memory;
+    store_config.listing_indexes = config.listing_indexes;
     store_config.compression = config.store_compression;
     let metrics = zgc_server::metrics::Metrics::new();
     store_config.on_commit = Some(metrics::commit_hook(&metrics));

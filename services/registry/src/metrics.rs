@@ -47,6 +47,9 @@ pub fn register_gauges(
     let in_memory: Gauge = Gauge::default();
     let in_memory_bytes: Gauge = Gauge::default();
     let in_memory_loaded: Gauge = Gauge::default();
+    let indexed: Gauge = Gauge::default();
+    let index_bytes: Gauge = Gauge::default();
+    let indexes_loaded: Gauge = Gauge::default();
     let scans_running: Gauge = Gauge::default();
     let scans_waiting: Gauge = Gauge::default();
     let scans_limit: Gauge = Gauge::default();
@@ -86,6 +89,21 @@ pub fn register_gauges(
         in_memory_loaded.clone(),
     );
     metrics.register(
+        "zgc_registry_listing_indexed",
+        "Parks and companies in the listing indexes (0 when off)",
+        indexed.clone(),
+    );
+    metrics.register(
+        "zgc_registry_listing_index_bytes",
+        "Memory the listing indexes take, in bytes, about (0 when off)",
+        index_bytes.clone(),
+    );
+    metrics.register(
+        "zgc_registry_listing_indexes_loaded",
+        "1 once every stored park and company is indexed (listings then read the indexes), 0 while loading or when off",
+        indexes_loaded.clone(),
+    );
+    metrics.register(
         "zgc_registry_scans_running",
         "List pages being read from the store now",
         scans_running.clone(),
@@ -113,6 +131,10 @@ pub fn register_gauges(
         in_memory.set(i64::try_from(held.companies).unwrap_or(i64::MAX));
         in_memory_bytes.set(i64::try_from(held.bytes).unwrap_or(i64::MAX));
         in_memory_loaded.set(i64::from(held.loaded));
+        let indexes = store.indexes().unwrap_or_default();
+        indexed.set(i64::try_from(indexes.companies + indexes.parks).unwrap_or(i64::MAX));
+        index_bytes.set(i64::try_from(indexes.bytes).unwrap_or(i64::MAX));
+        indexes_loaded.set(i64::from(indexes.loaded));
         scans_running.set(i64::try_from(scans.running()).unwrap_or(i64::MAX));
         scans_waiting.set(i64::try_from(scans.waiting()).unwrap_or(i64::MAX));
         scans_limit.set(i64::try_from(scans.limit()).unwrap_or(i64::MAX));

@@ -2,23 +2,28 @@
 //! signed tokens, exact totals.
 //!
 //! Every page of one listing shows the state as of the same revision: the
-//! first page's, carried in the signed token. A page holds the `page_size`
-//! smallest matches (in the requested order) strictly after the token's
-//! sort key, so paging never returns an item twice and never skips one
-//! that existed for the whole paging, even while items change. When
-//! nothing has been applied since that revision, the current state is that
-//! state and is read directly; otherwise the state at the revision comes
-//! from a store snapshot (the store's change log), which costs a scan.
-//! With the default order (by name) the scan starts at the token and stops
-//! once the page is full when no filter needs the rest counted; otherwise
-//! one pass over the candidates counts the matches and keeps the page in a
-//! bounded heap. Candidates come from a reference index when the filter
-//! pins `park`, `parent_company` or `parent_park`.
+//! first page's, carried in the signed token. A page holds the
+//! `page_size` smallest matches (in the requested order) strictly after
+//! the token's sort key, so paging never returns an item twice and never
+//! skips one that existed for the whole paging, even while items change.
 //!
-//! - [`records`]: what a park or a company looks like to a filter (pure);
+//! Pages come from the store's listing indexes (`zgc-index`), which count
+//! the matches and find the page without reading the records around it,
+//! as of any revision the change log reaches. While they are loading (or
+//! off), a page is read as before: from the live state when nothing has
+//! been applied since the listing's revision, else from a store snapshot
+//! as of that revision; both scan. With the default order the scan
+//! starts at the token and stops once the page is full when no filter
+//! needs the rest counted; otherwise one pass over the candidates counts
+//! the matches and keeps the page in a bounded heap. Candidates come from
+//! a reference index when the filter pins `park`, `parent_company` or
+//! `parent_park`.
+//!
+//! - [`records`]: which store snapshots hold a park or a company (their
+//!   filterable records are `zgc_index::records`);
 //! - [`paging`]: the request, the token and one page's assembly (pure);
-//! - [`source`]: where the candidates come from (the live store or a
-//!   snapshot);
+//! - [`source`]: where the page comes from (the indexes, the live store
+//!   or a snapshot);
 //! - [`scans`]: how many pages are read at once.
 
 pub mod paging;

@@ -7,6 +7,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use zgc_index::Listing;
 use zgc_proto::wire::reason;
 use zgc_query::page_token::query_digest;
 use zgc_query::{Filter, OrderBy, PageToken, PageTokenError, PageTokenKey, SortKey};
@@ -119,6 +120,43 @@ impl Query {
     /// The name the page starts after, in name order.
     pub fn resume_name(&self) -> Option<&str> {
         self.after.as_ref().map(|k| k.name.as_str())
+    }
+
+    /// The request as the indexes take it: a page and one more, so that
+    /// the last says whether there is a next page.
+    pub fn listing(&self) -> Listing<'_> {
+        Listing {
+            filter: &self.filter,
+            order: &self.order,
+            after: self.after.as_ref(),
+            limit: self.page_size + 1,
+        }
+    }
+
+    /// The page made of `items` (the first matches after the token, in
+    /// order, at most a page and one more) and the number of matches.
+    pub fn page_of<T: Listable>(
+        &self,
+        mut items: Vec<T>,
+        total: u64,
+        revision: u64,
+        key: &PageTokenKey,
+    ) -> Page<T> {
+        let more = items.len() > self.page_size;
+        items.truncate(self.page_size);
+        let next_page_token = match (more, items.last()) {
+            (true, Some(last)) => PageToken {
+                after: self.key_of(last),
+                revision,
+            }
+            .encode(key, &self.digest),
+            _ => String::new(),
+        };
+        Page {
+            items,
+            next_page_token,
+            total_size: i32::try_from(total).unwrap_or(i32::MAX),
+        }
     }
 
     fn key_of<T: Listable>(&self, item: &T) -> SortKey {

@@ -1,8 +1,10 @@
-//! Where list pages come from: the live state (with its indexes and
-//! counters) when nothing has changed since the listing's revision, else a
-//! store snapshot as of that revision. The paging itself is in
+//! Where list pages come from: the store's listing indexes once they are
+//! loaded; before, the live state (with its reference indexes and
+//! counters) when nothing has changed since the listing's revision, else
+//! a store snapshot as of that revision. The paging itself is in
 //! [`super::paging`].
 
+use zgc_index::Listing;
 use zgc_proto::wire::reason;
 use zgc_query::PageTokenKey;
 use zgc_store::{Store, StoreError};
@@ -29,6 +31,13 @@ pub trait Stored: Listable {
     fn scan_after(store: &Store, after: Option<&str>) -> Items<Self>;
     /// How many there are.
     fn count(store: &Store) -> Result<u64, StoreError>;
+    /// A page listed from the store's indexes as of `revision`, if they
+    /// answer.
+    fn listed(
+        store: &Store,
+        listing: &Listing<'_>,
+        revision: u64,
+    ) -> Result<Option<(Vec<Self>, u64)>, StoreError>;
 }
 
 fn ids(q: &Query, field: &str, collection: &str, lookup: impl FnOnce(&str) -> Ids) -> Option<Ids> {
@@ -55,6 +64,15 @@ impl Stored for ParkRecord {
     fn count(store: &Store) -> Result<u64, StoreError> {
         store.park_count()
     }
+    fn listed(
+        store: &Store,
+        listing: &Listing<'_>,
+        revision: u64,
+    ) -> Result<Option<(Vec<Self>, u64)>, StoreError> {
+        Ok(store
+            .list_parks(listing, revision)?
+            .map(|page| (page.items.into_iter().map(ParkRecord).collect(), page.total)))
+    }
 }
 
 impl Stored for CompanyRecord {
@@ -77,6 +95,18 @@ impl Stored for CompanyRecord {
     }
     fn count(store: &Store) -> Result<u64, StoreError> {
         store.company_count()
+    }
+    fn listed(
+        store: &Store,
+        listing: &Listing<'_>,
+        revision: u64,
+    ) -> Result<Option<(Vec<Self>, u64)>, StoreError> {
+        Ok(store.list_companies(listing, revision)?.map(|page| {
+            (
+                page.items.into_iter().map(CompanyRecord).collect(),
+                page.total,
+            )
+        }))
     }
 }
 
@@ -129,12 +159,6 @@ pub fn page<T: Stored>(
     abandoned: &Abandoned,
 ) -> Result<Page<T>, ApiError> {
     let revision = q.as_of().unwrap_or_else(|| store.revision());
-    if store.last_applied()? == revision {
-        let page = live(store, q, revision, key, abandoned)?;
-        if store.last_applied()? == revision {
-            return Ok(page);
-        }
-    }
     let expired = |e: StoreError| match e {
         StoreError::Compacted { .. } => ApiError::InvalidWithReason {
             field: "page_token".into(),
@@ -145,6 +169,15 @@ pub fn page<T: Stored>(
         },
         other => other.into(),
     };
+    if let Some((items, total)) = T::listed(store, &q.listing(), revision).map_err(expired)? {
+        return Ok(q.page_of(items, total, revision, key));
+    }
+    if store.last_applied()? == revision {
+        let page = live(store, q, revision, key, abandoned)?;
+        if store.last_applied()? == revision {
+            return Ok(page);
+        }
+    }
     let mut snapshot = store.snapshot_at(revision, T::OF).map_err(expired)?;
     let mut chunk = Vec::new().into_iter();
     let entities = std::iter::from_fn(move || {
@@ -172,9 +205,12 @@ mod tests {
 
     use super::*;
 
-    /// A store with one park and 20 companies in it, `employees` 0 to 19.
+    /// A store with one park and 20 companies in it, `employees` 0 to 19,
+    /// and no listing indexes: every page is read by a scan.
     async fn store_with_companies(dir: &std::path::Path) -> Store {
-        let store = Store::open(StoreConfig::new(dir)).expect("the store opens");
+        let mut config = StoreConfig::new(dir);
+        config.listing_indexes = false;
+        let store = Store::open(config).expect("the store opens");
         let park = Park {
             name: "parks/p".into(),
             ..Default::default()
