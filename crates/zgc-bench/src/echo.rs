@@ -19,7 +19,9 @@
 //!   of the median encoded size;
 //! - [`SUMMARY_PATH`] takes the same `GetSummaryRequest` the stats service
 //!   is sent and answers the `Summary` the stats service gave for its
-//!   scope.
+//!   scope;
+//! - [`LIST_PATH`] takes the same `ListCompaniesRequest` the registry is
+//!   sent and answers the page the registry gave for it.
 
 use std::convert::Infallible;
 use std::future::{Future, Ready, ready};
@@ -32,7 +34,9 @@ use std::task::{Context, Poll};
 use prost::Message;
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
-use zgc_proto::registry::v1::{Company, GetCompanyRequest};
+use zgc_proto::registry::v1::{
+    Company, GetCompanyRequest, ListCompaniesRequest, ListCompaniesResponse,
+};
 use zgc_proto::stats::v1::{GetSummaryRequest, Scope, Summary};
 use zgc_server::encoded::{Encoded, EncodedCodec};
 use zgc_server::metrics::Metrics;
@@ -42,6 +46,8 @@ use zgc_server::observe::ObserveLayer;
 pub const PATH: &str = "/zgc.bench.v1.Echo/Echo";
 /// The summary echo's path.
 pub const SUMMARY_PATH: &str = "/zgc.bench.v1.Echo/EchoSummary";
+/// The listing echo's path.
+pub const LIST_PATH: &str = "/zgc.bench.v1.Echo/EchoList";
 
 /// The echo server's replies.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -50,6 +56,8 @@ pub struct Replies {
     pub company: Company,
     /// The answer to a summary call, by its scope.
     pub summaries: Vec<(Scope, Summary)>,
+    /// The answer to a listing call, by its request.
+    pub pages: Vec<(ListCompaniesRequest, ListCompaniesResponse)>,
 }
 
 /// The echo service.
@@ -57,6 +65,7 @@ pub struct Replies {
 pub struct Echo {
     company: Encoded<Company>,
     summaries: Arc<Vec<(Scope, Encoded<Summary>)>>,
+    pages: Arc<Vec<(ListCompaniesRequest, Encoded<ListCompaniesResponse>)>>,
 }
 
 impl Echo {
@@ -69,6 +78,13 @@ impl Echo {
                     .summaries
                     .iter()
                     .map(|(scope, summary)| (scope.clone(), Encoded::new(summary)))
+                    .collect(),
+            ),
+            pages: Arc::new(
+                replies
+                    .pages
+                    .iter()
+                    .map(|(request, page)| (request.clone(), Encoded::new(page)))
                     .collect(),
             ),
         }
@@ -108,6 +124,24 @@ impl tonic::server::UnaryService<GetSummaryRequest> for SummaryEcho {
     }
 }
 
+struct ListEcho(Arc<Vec<(ListCompaniesRequest, Encoded<ListCompaniesResponse>)>>);
+
+impl tonic::server::UnaryService<ListCompaniesRequest> for ListEcho {
+    type Response = Encoded<ListCompaniesResponse>;
+    type Future = Ready<Result<Response<Encoded<ListCompaniesResponse>>, Status>>;
+
+    fn call(&mut self, request: Request<ListCompaniesRequest>) -> Self::Future {
+        let request = request.into_inner();
+        ready(
+            self.0
+                .iter()
+                .find(|(r, _)| *r == request)
+                .map(|(_, page)| Response::new(page.clone()))
+                .ok_or_else(|| Status::not_found("no canned page for this request")),
+        )
+    }
+}
+
 impl tower_service::Service<http::Request<tonic::body::Body>> for Echo {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
@@ -118,6 +152,14 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Echo {
     }
 
     fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        if request.uri().path() == LIST_PATH {
+            let pages = self.pages.clone();
+            return Box::pin(async move {
+                let codec = EncodedCodec::<ListCompaniesResponse, ListCompaniesRequest>::default();
+                let mut grpc = tonic::server::Grpc::new(codec);
+                Ok(grpc.unary(ListEcho(pages), request).await)
+            });
+        }
         if request.uri().path() == SUMMARY_PATH {
             let summaries = self.summaries.clone();
             return Box::pin(async move {
@@ -135,14 +177,21 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Echo {
     }
 }
 
-/// Writes `replies` to `path` for `--replies`: the company, then each
-/// scope and its summary, length-delimited.
+/// Writes `replies` to `path` for `--replies`: the company, then the
+/// number of summaries and each scope and its summary, then the number of
+/// pages and each request and its page, length-delimited.
 pub fn write_replies(path: &Path, replies: &Replies) -> io::Result<()> {
     let mut out = Vec::new();
     replies.company.encode_length_delimited(&mut out)?;
+    prost::encoding::encode_varint(replies.summaries.len() as u64, &mut out);
     for (scope, summary) in &replies.summaries {
         scope.encode_length_delimited(&mut out)?;
         summary.encode_length_delimited(&mut out)?;
+    }
+    prost::encoding::encode_varint(replies.pages.len() as u64, &mut out);
+    for (request, page) in &replies.pages {
+        request.encode_length_delimited(&mut out)?;
+        page.encode_length_delimited(&mut out)?;
     }
     std::fs::write(path, out)
 }
@@ -153,12 +202,28 @@ pub fn read_replies(path: &Path) -> io::Result<Replies> {
     let mut buf = bytes.as_slice();
     let company = Company::decode_length_delimited(&mut buf).map_err(invalid)?;
     let mut summaries = Vec::new();
-    while !buf.is_empty() {
+    for _ in 0..prost::encoding::decode_varint(&mut buf).map_err(invalid)? {
         let scope = Scope::decode_length_delimited(&mut buf).map_err(invalid)?;
         let summary = Summary::decode_length_delimited(&mut buf).map_err(invalid)?;
         summaries.push((scope, summary));
     }
-    Ok(Replies { company, summaries })
+    let mut pages = Vec::new();
+    for _ in 0..prost::encoding::decode_varint(&mut buf).map_err(invalid)? {
+        let request = ListCompaniesRequest::decode_length_delimited(&mut buf).map_err(invalid)?;
+        let page = ListCompaniesResponse::decode_length_delimited(&mut buf).map_err(invalid)?;
+        pages.push((request, page));
+    }
+    if !buf.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "bytes after the last reply",
+        ));
+    }
+    Ok(Replies {
+        company,
+        summaries,
+        pages,
+    })
 }
 
 fn invalid(e: prost::DecodeError) -> io::Error {
@@ -230,6 +295,17 @@ mod tests {
                     },
                 ),
             ],
+            pages: vec![(
+                ListCompaniesRequest {
+                    page_size: 50,
+                    filter: "high_tech".into(),
+                    ..Default::default()
+                },
+                ListCompaniesResponse {
+                    total_size: 9,
+                    ..Default::default()
+                },
+            )],
         };
         write_replies(&path, &replies).unwrap();
         assert_eq!(read_replies(&path).unwrap(), replies);

@@ -15,6 +15,7 @@
 
 mod dataset;
 mod echo;
+mod listings;
 mod load;
 mod postgres;
 mod procs;
@@ -107,6 +108,7 @@ async fn main() -> ExitCode {
                 None => echo::Replies {
                     company: scenarios::sample_company(),
                     summaries: vec![],
+                    pages: vec![],
                 },
                 Some(Ok(r)) => r,
                 Some(Err(e)) => {

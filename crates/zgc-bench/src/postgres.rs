@@ -132,6 +132,8 @@ impl Postgres {
                 "--auth=trust",
                 "--username=zgc",
                 "--encoding=UTF8",
+                // Text compares bytewise, as the registry orders names.
+                "--locale=C",
                 "--no-sync",
             ])
             .arg("-D")
@@ -197,9 +199,14 @@ impl Postgres {
     }
 
     /// Loads the dataset `zgc_dataset::generate(companies, seed)` (the one
-    /// the registry holds), indexes and analyzes it; returns the time it
-    /// took.
-    pub async fn load(&self, companies: u64, seed: u64) -> Result<Duration, PgError> {
+    /// the registry holds), indexes it (the summaries' indexes and
+    /// `indexes`), and analyzes it; returns the time it took.
+    pub async fn load(
+        &self,
+        companies: u64,
+        seed: u64,
+        indexes: &[&str],
+    ) -> Result<Duration, PgError> {
         let started = Instant::now();
         self.client.batch_execute(SCHEMA).await?;
         let (mut parks, mut sectors, mut figures) =
@@ -207,10 +214,19 @@ impl Postgres {
         let sink = self.client.copy_in(COPY_COMPANIES).await?;
         futures::pin_mut!(sink);
         let mut rows = BytesMut::with_capacity(1 << 20);
+        // The registry gives a company without a location its park's: so
+        // does the table. Parks come first in the dataset.
+        let mut park_locations = std::collections::HashMap::new();
         for e in zgc_dataset::generate(companies, seed) {
             match e.kind {
-                Some(entity::Kind::Park(p)) => park_row(&mut parks, &p),
-                Some(entity::Kind::Company(c)) => {
+                Some(entity::Kind::Park(p)) => {
+                    park_row(&mut parks, &p);
+                    park_locations.insert(p.name.clone(), p.location.clone());
+                }
+                Some(entity::Kind::Company(mut c)) => {
+                    if c.location.is_none() {
+                        c.location = park_locations.get(&c.park).cloned().flatten();
+                    }
                     company_rows(&mut rows, &mut sectors, &mut figures, &c);
                     if rows.len() >= 1 << 20 {
                         sink.send(rows.split().freeze()).await?;
@@ -232,6 +248,9 @@ impl Postgres {
             sink.finish().await?;
         }
         self.client.batch_execute(INDEXES).await?;
+        for index in indexes {
+            self.client.batch_execute(index).await?;
+        }
         // On its own: VACUUM cannot run in the implicit transaction of a
         // multi-statement batch.
         self.client.batch_execute("VACUUM ANALYZE").await?;
@@ -267,13 +286,32 @@ impl Postgres {
             },
         ))
     }
+
+    /// Runs a listing's count and page (`Shape::sql`) once; returns how
+    /// long they took, the names on the page and the count.
+    pub async fn list(&self, sql: &str) -> Result<(Duration, Vec<String>, i64), PgError> {
+        let started = Instant::now();
+        let answer = self.client.simple_query(sql).await?;
+        let took = started.elapsed();
+        let mut rows = answer.iter().filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        });
+        let count = rows
+            .next()
+            .and_then(|r| r.get(0))
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or_else(|| PgError::Server("the count returned no row".into()))?;
+        let names = rows.filter_map(|r| r.get(0).map(str::to_string)).collect();
+        Ok((took, names, count))
+    }
 }
 
 const SCHEMA: &str = "
 CREATE TABLE parks (
     name text PRIMARY KEY, parent_park text, province text, city text);
 CREATE TABLE companies (
-    name text PRIMARY KEY, park text, province text, city text,
+    name text PRIMARY KEY, display_name text NOT NULL, park text, province text, city text,
     parent_company text, employees integer NOT NULL, investment_cny bigint NOT NULL,
     high_tech boolean NOT NULL, listed boolean NOT NULL, founded_year integer,
     relocated_from_province text);
@@ -392,6 +430,7 @@ fn company_rows(out: &mut BytesMut, sectors: &mut BytesMut, figures: &mut BytesM
         out,
         &[
             Some(&c.name),
+            Some(&c.display_name),
             non_empty(&c.park),
             Some(&loc.province),
             Some(&loc.city),

@@ -65,23 +65,28 @@ pub fn targets(r: &Results) -> Vec<Target> {
     let tput = |name: &str| r.scenario(name).map(|s| s.throughput_per_s.median);
     // Without an echo baseline (a `--only` run leaving it out) there is
     // nothing to compare throughputs with.
-    let against = |name: &str, goal: String| match r.scenario(name).zip(r.baseline(name)) {
-        Some((s, echo)) => {
-            let (tput, base) = (s.throughput_per_s.median, echo.throughput_per_s.median);
-            Target {
-                measured: format!(
-                    "{:.3}x ({tput:.0} vs {base:.0} calls/s of `{}`)",
-                    tput / base,
-                    echo.name
-                ),
-                status: verdict(tput / base >= 0.8, full),
-                goal,
+    let against =
+        |name: &str, goal: String, floor: f64| match r.scenario(name).zip(r.baseline(name)) {
+            Some((s, echo)) => {
+                let (tput, base) = (s.throughput_per_s.median, echo.throughput_per_s.median);
+                Target {
+                    measured: format!(
+                        "{:.3}x ({tput:.0} vs {base:.0} calls/s of `{}`)",
+                        tput / base,
+                        echo.name
+                    ),
+                    status: verdict(tput / base >= floor, full),
+                    goal,
+                }
             }
-        }
-        None => not_measured(&goal),
-    };
+            None => not_measured(&goal),
+        };
 
-    out.push(against("get", "GetCompany throughput ≥ 0.8x echo".into()));
+    out.push(against(
+        "get",
+        "GetCompany throughput ≥ 0.8x echo".into(),
+        0.8,
+    ));
     let summaries: Vec<_> = r
         .scenarios
         .iter()
@@ -92,7 +97,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
     }
     for s in summaries {
         let goal = format!("GetSummary `{}` ≥ 0.8x echo", &s.name["summary/".len()..]);
-        out.push(against(&s.name, goal));
+        out.push(against(&s.name, goal, 0.8));
         let goal = format!(
             "GetSummary `{}` server-side p99 ≤ 250 µs",
             &s.name["summary/".len()..]
@@ -111,6 +116,43 @@ pub fn targets(r: &Results) -> Vec<Target> {
                 status: verdict(p99 <= 250.0, full),
             },
             None => not_measured(&goal),
+        });
+    }
+    let lists: Vec<_> = r
+        .scenarios
+        .iter()
+        .filter(|s| s.name.starts_with("list/"))
+        .collect();
+    if lists.is_empty() {
+        out.push(not_measured(
+            "ListCompanies under load ≥ 0.5x the echo of its page, every shape",
+        ));
+    }
+    for s in lists {
+        let goal = format!(
+            "ListCompanies `{}` under load ≥ 0.5x the echo of its page",
+            &s.name["list/".len()..]
+        );
+        out.push(against(&s.name, goal, 0.5));
+    }
+    if r.listings.is_empty() {
+        out.push(not_measured(
+            "ListCompanies ≥ 10x faster than PostgreSQL, one call at a time, every shape",
+        ));
+    }
+    for c in &r.listings {
+        let ratio = c.postgres_p50_us / c.list_p50_us.max(1e-9);
+        out.push(Target {
+            goal: format!(
+                "ListCompanies `{}` ≥ 10x faster than PostgreSQL, one call at a time",
+                c.shape
+            ),
+            measured: format!(
+                "{ratio:.1}x ({} vs {})",
+                micros(c.list_p50_us),
+                micros(c.postgres_p50_us)
+            ),
+            status: verdict(ratio >= 10.0, full),
         });
     }
     match tput("create") {
@@ -250,6 +292,7 @@ pub fn markdown(r: &Results) -> String {
         scenarios_section(r),
         once_per_run_section(r),
         postgres_section(r),
+        listings_section(r),
         format!("{END}\n"),
     ]
     .concat()
@@ -329,7 +372,8 @@ fn scenarios_section(r: &Results) -> String {
     );
     md + "\"vs echo\" is the throughput against the echo of the same payload: \
           `echo/summary/<scope>` for `summary/<scope>` and \
-          `observed-echo/summary/<scope>`, `echo` (a stored company) for the \
+          `observed-echo/summary/<scope>`, `echo/list/<shape>` (the same first \
+          page) for `list/<shape>`, `echo` (a stored company) for the \
           rest. `observed-echo/summary/<scope>` is that echo with the layer that \
           times the services' calls: its server p99 is the transport's own \
           under the same load, and it is never a throughput baseline.\n\n"
@@ -383,6 +427,45 @@ fn postgres_section(r: &Results) -> String {
             micros(c.postgres_p50_us),
             micros(c.summary_p50_us),
             c.postgres_p50_us / c.summary_p50_us.max(1e-9)
+        );
+    }
+    md + "\n"
+}
+
+/// Each listing shape against PostgreSQL, one call at a time; nothing
+/// when PostgreSQL was skipped.
+fn listings_section(r: &Results) -> String {
+    if r.listings.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "### Listings against PostgreSQL\n\nOne call at a time: ListCompanies over gRPC (a page \
+         of 50 and the exact `total_size`) against PostgreSQL counting the matches and \
+         reading the same page in one round trip, with the indexes listed (beside the \
+         primary key on `name`; the C locale, so text orders bytewise as the registry's \
+         names do). The suite checks first that both give the same page and count.\n\n\
+         | shape | filter | order_by | PostgreSQL indexes | matches | PostgreSQL p50 | ListCompanies p50 | ratio |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    for c in &r.listings {
+        md += &format!(
+            "| {} | `{}` | {} | {} | {} | {} | {} | {:.1}x |\n",
+            c.shape,
+            c.filter.replace('|', "\\|"),
+            if c.order_by.is_empty() {
+                "name".to_string()
+            } else {
+                format!("`{}`", c.order_by)
+            },
+            c.indexes
+                .iter()
+                .map(|i| format!("`{}`", i.trim_start_matches("CREATE INDEX ON ")))
+                .collect::<Vec<_>>()
+                .join(", "),
+            thousands(u64::try_from(c.total).unwrap_or_default()),
+            micros(c.postgres_p50_us),
+            micros(c.list_p50_us),
+            c.postgres_p50_us / c.list_p50_us.max(1e-9)
         );
     }
     md + "\n"
@@ -558,6 +641,67 @@ mod tests {
         );
         assert!(splice(None, &new).starts_with("# Benchmarks\n\n"));
         assert!(splice(Some("no markers"), &new).contains("new"));
+    }
+
+    #[test]
+    fn a_listing_is_held_to_its_page_echo_and_to_postgres() {
+        let mut r = results(FULL_SCALE);
+        assert_eq!(status(&r, "ListCompanies under load"), Status::NotMeasured);
+        assert_eq!(status(&r, "ListCompanies ≥ 10x"), Status::NotMeasured);
+        r.scenarios.push(scenario(
+            &crate::results::list_name("parent-company"),
+            450.0,
+            None,
+        ));
+        // Against the company-sized echo until its own page's is there.
+        assert!(
+            targets(&r)
+                .iter()
+                .any(|t| t.measured.contains("of `echo`") && t.goal.contains("parent-company"))
+        );
+        r.scenarios.push(scenario(
+            &crate::results::list_echo_name("parent-company"),
+            1000.0,
+            None,
+        ));
+        assert_eq!(
+            status(&r, "ListCompanies `parent-company` under"),
+            Status::Missed
+        );
+        r.scenarios[5].throughput_per_s = Median::of(vec![500.0]);
+        assert_eq!(
+            status(&r, "ListCompanies `parent-company` under"),
+            Status::Met
+        );
+
+        assert_eq!(listings_section(&r), "", "no section without PostgreSQL");
+        r.listings.push(crate::results::ListComparison {
+            shape: "parent-company".into(),
+            filter: r#"parent_company = "companies/a""#.into(),
+            order_by: String::new(),
+            indexes: vec!["CREATE INDEX ON companies (parent_company)".into()],
+            total: 1234,
+            postgres_p50_us: 900.0,
+            list_p50_us: 100.0,
+        });
+        assert_eq!(
+            status(&r, "ListCompanies `parent-company` ≥ 10x"),
+            Status::Missed
+        );
+        r.listings[0].list_p50_us = 90.0;
+        assert_eq!(
+            status(&r, "ListCompanies `parent-company` ≥ 10x"),
+            Status::Met
+        );
+        assert!(
+            listings_section(&r).contains(
+                "| parent-company | `parent_company = \"companies/a\"` | name | \
+                 `companies (parent_company)` | 1,234 | 900 µs | 90 µs | 10.0x |"
+            ),
+            "{}",
+            listings_section(&r)
+        );
+        assert!(markdown(&r).contains("### Listings against PostgreSQL"));
     }
 
     #[test]

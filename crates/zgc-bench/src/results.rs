@@ -46,6 +46,9 @@ pub struct Results {
     pub postgres: Vec<SqlComparison>,
     /// Seconds PostgreSQL took to load and index the same companies.
     pub postgres_load_s: f64,
+    /// Each listing shape against PostgreSQL, one call at a time.
+    #[serde(default)]
+    pub listings: Vec<ListComparison>,
 }
 
 /// The machine.
@@ -129,6 +132,26 @@ pub struct SqlComparison {
     pub summary_p50_us: f64,
 }
 
+/// A listing shape against PostgreSQL, one call at a time: the same page
+/// and the same count.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ListComparison {
+    /// The shape's label.
+    pub shape: String,
+    /// Its filter.
+    pub filter: String,
+    /// Its order.
+    pub order_by: String,
+    /// The indexes PostgreSQL had for it.
+    pub indexes: Vec<String>,
+    /// How many companies match.
+    pub total: i64,
+    /// PostgreSQL's median latency, count and page in one round trip.
+    pub postgres_p50_us: f64,
+    /// ListCompanies' median latency, measured over gRPC.
+    pub list_p50_us: f64,
+}
+
 impl Results {
     /// The scenario called `name`.
     pub fn scenario(&self, name: &str) -> Option<&Scenario> {
@@ -137,13 +160,19 @@ impl Results {
 
     /// The transport baseline a scenario's throughput is compared with:
     /// for `summary/<scope>` (and the timed echo beside it), the echo of
-    /// that scope's own summary when the run has it; otherwise `echo` (a
-    /// company-sized reply). Only a baseline with throughput counts.
+    /// that scope's own summary, and for `list/<shape>` the echo of its
+    /// own page, when the run has it; otherwise `echo` (a company-sized
+    /// reply). Only a baseline with throughput counts.
     pub fn baseline(&self, scenario: &str) -> Option<&Scenario> {
         scenario
             .strip_prefix("summary/")
             .or_else(|| scenario.strip_prefix("observed-echo/summary/"))
             .and_then(|label| self.scenario(&summary_echo_name(label)))
+            .or_else(|| {
+                scenario
+                    .strip_prefix("list/")
+                    .and_then(|label| self.scenario(&list_echo_name(label)))
+            })
             .or_else(|| self.scenario("echo"))
             .filter(|s| s.throughput_per_s.median > 0.0)
     }
@@ -152,6 +181,16 @@ impl Results {
 /// The name of the echo baseline of the summary scenario of `label`.
 pub fn summary_echo_name(label: &str) -> String {
     format!("echo/summary/{label}")
+}
+
+/// The name of the listing scenario of shape `label`.
+pub fn list_name(label: &str) -> String {
+    format!("list/{label}")
+}
+
+/// The name of the echo baseline of the listing scenario of `label`.
+pub fn list_echo_name(label: &str) -> String {
+    format!("echo/list/{label}")
 }
 
 /// The name of the timed echo beside the summary scenario of `label`.

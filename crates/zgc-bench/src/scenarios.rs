@@ -14,6 +14,7 @@ use zgc_proto::stats::v1::*;
 use zgc_proto::types::v1::{Date, Location};
 
 use crate::dataset::Busiest;
+use crate::listings::Shape;
 
 /// One call of a scenario: a connection and a number unique to the call.
 pub type Call =
@@ -151,28 +152,60 @@ pub fn get(names: Arc<Vec<String>>) -> Scenario {
 }
 
 /// A filtered page of ListCompanies.
-pub fn list(busiest: &Busiest) -> Scenario {
-    let filter = format!("park = \"{}\" AND employees >= 100", busiest.park);
+pub fn list(shape: &Shape) -> Scenario {
+    let request = list_request(shape);
     Scenario {
-        name: "list".into(),
-        description: format!("ListCompanies, 50 of `{filter}`, exact total_size"),
+        name: crate::results::list_name(shape.label),
+        description: format!(
+            "ListCompanies, {} of `{}`{}, exact total_size",
+            crate::listings::PAGE,
+            shape.filter,
+            order_note(shape)
+        ),
         target: Target::Registry,
         method: Some((REGISTRY, "ListCompanies")),
         call: Arc::new(move |ch, _| {
-            let filter = filter.clone();
-            async move {
-                unit(
-                    RegistryServiceClient::new(ch)
-                        .list_companies(ListCompaniesRequest {
-                            page_size: 50,
-                            filter,
-                            ..Default::default()
-                        })
-                        .await,
-                )
-            }
-            .boxed()
+            let request = request.clone();
+            async move { unit(RegistryServiceClient::new(ch).list_companies(request).await) }
+                .boxed()
         }),
+    }
+}
+
+/// The transport baseline of a listing shape: the same request, answered
+/// with the page the registry gave for it.
+pub fn echo_list(shape: &Shape) -> Scenario {
+    let request = list_request(shape);
+    Scenario {
+        name: crate::results::list_echo_name(shape.label),
+        description: format!(
+            "bare tonic server, canned reply: the page of `{}`",
+            shape.label
+        ),
+        target: Target::Echo,
+        method: None,
+        call: Arc::new(move |ch, _| {
+            echo_call::<_, ListCompaniesResponse>(ch, crate::echo::LIST_PATH, request.clone())
+                .boxed()
+        }),
+    }
+}
+
+/// The first page's request of a listing shape.
+pub fn list_request(shape: &Shape) -> ListCompaniesRequest {
+    ListCompaniesRequest {
+        page_size: crate::listings::PAGE,
+        filter: shape.filter.clone(),
+        order_by: shape.order_by.into(),
+        ..Default::default()
+    }
+}
+
+fn order_note(shape: &Shape) -> String {
+    if shape.order_by.is_empty() {
+        String::new()
+    } else {
+        format!(" by `{}`", shape.order_by)
     }
 }
 

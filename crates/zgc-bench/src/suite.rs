@@ -9,14 +9,17 @@ use std::time::{Duration, Instant};
 use prost::Message;
 use tonic::transport::Channel;
 use zgc_proto::registry::v1::registry_service_client::RegistryServiceClient;
-use zgc_proto::registry::v1::{Company, GetCompanyRequest};
+use zgc_proto::registry::v1::{
+    Company, GetCompanyRequest, ListCompaniesRequest, ListCompaniesResponse,
+};
 use zgc_proto::stats::v1::stats_service_client::StatsServiceClient;
 use zgc_proto::stats::v1::{GetSummaryRequest, Scope, Summary};
 
 use crate::dataset::{self, Loaded};
+use crate::listings::{self, Shape};
 use crate::postgres::{self, Postgres};
 use crate::procs::{self, Server};
-use crate::results::{self, Freshness, Median, Results, SqlComparison};
+use crate::results::{self, Freshness, ListComparison, Median, Results, SqlComparison};
 use crate::scenarios::{self, Scenario, Target};
 use crate::server_latency;
 use crate::{echo, load, report, sled_loop};
@@ -386,16 +389,117 @@ async fn freshness(o: &Options, servers: &Servers) -> Result<Freshness, SuiteErr
     Ok(f)
 }
 
+/// The listing shapes on the imported dataset: its busiest park, province,
+/// city and sector, its second headquarters (which has branches) and its
+/// middle company's display name.
+fn listing_shapes(o: &Options, busiest: &dataset::Busiest) -> Vec<Shape> {
+    listings::shapes(
+        busiest,
+        &zgc_dataset::generated_name(1.min(o.companies.saturating_sub(1))),
+        &zgc_dataset::generated_display_name(o.companies / 2),
+    )
+}
+
+/// The first page of each shape, as the registry answers it.
+async fn first_pages(
+    registry: SocketAddr,
+    shapes: &[Shape],
+) -> Result<Vec<(ListCompaniesRequest, ListCompaniesResponse)>, SuiteError> {
+    let mut client = RegistryServiceClient::new(channel(registry).await?);
+    let mut out = Vec::with_capacity(shapes.len());
+    for shape in shapes {
+        let request = scenarios::list_request(shape);
+        let page = client.list_companies(request.clone()).await?.into_inner();
+        out.push((request, page));
+    }
+    Ok(out)
+}
+
+/// Each listing shape against PostgreSQL, one call at a time, after
+/// checking that both answer the same page and count.
+async fn listings_against_postgres(
+    o: &Options,
+    servers: &Servers,
+    pg: &Postgres,
+    shapes: &[Shape],
+) -> Result<Vec<ListComparison>, SuiteError> {
+    let mut out = Vec::with_capacity(shapes.len());
+    for shape in shapes {
+        let request = scenarios::list_request(shape);
+        let page = RegistryServiceClient::new(servers.to_registry[0].clone())
+            .list_companies(request)
+            .await?
+            .into_inner();
+        let names: Vec<String> = page.companies.into_iter().map(|c| c.name).collect();
+        let sql = shape.sql();
+        let (_, pg_names, pg_total) = pg.list(&sql).await?; // also warms the cache
+        if pg_names != names || pg_total != i64::from(page.total_size) {
+            return Err(SuiteError::Failed(format!(
+                "PostgreSQL and the registry disagree on listing `{}`: {pg_total} matches, \
+                 first {:?} against {} matches, first {:?}",
+                shape.label,
+                pg_names.first(),
+                page.total_size,
+                names.first()
+            )));
+        }
+        // As many SQL runs as fit in the time a scenario run takes, at
+        // least three.
+        let mut sql_us = vec![];
+        let started = std::time::Instant::now();
+        while sql_us.len() < 3 || started.elapsed().as_secs_f64() < o.seconds {
+            sql_us.push(pg.list(&sql).await?.0.as_secs_f64() * 1e6);
+        }
+        let one = scenarios::list(shape);
+        let call = one.call.clone();
+        let r = load::closed(
+            &servers.to_registry[..1],
+            1,
+            Duration::from_secs_f64(o.seconds),
+            move |ch, n| call(ch, n),
+        )
+        .await;
+        if r.errors > 0 || r.calls == 0 {
+            return Err(SuiteError::Failed(format!(
+                "{}: {} calls failed ({})",
+                one.name,
+                r.errors,
+                r.first_error.unwrap_or_default()
+            )));
+        }
+        let c = ListComparison {
+            shape: shape.label.into(),
+            filter: shape.filter.clone(),
+            order_by: shape.order_by.into(),
+            indexes: shape.indexes.iter().map(|i| (*i).to_string()).collect(),
+            total: pg_total,
+            postgres_p50_us: Median::of(sql_us).median,
+            list_p50_us: r.percentile_us(0.5) as f64,
+        };
+        eprintln!(
+            "  PostgreSQL listing `{}`: {:.0} µs against ListCompanies {:.0} µs ({} matches)",
+            c.shape, c.postgres_p50_us, c.list_p50_us, c.total
+        );
+        out.push(c);
+    }
+    Ok(out)
+}
+
 /// PostgreSQL's GROUP BY against GetSummary, one call at a time, for the
 /// whole registry and for the busiest park; checks both count the same.
+/// Then each listing shape against its SQL.
 async fn against_postgres(
     o: &Options,
     servers: &Servers,
     park: &str,
-) -> Result<(f64, Vec<SqlComparison>), SuiteError> {
+    shapes: &[Shape],
+) -> Result<(f64, Vec<SqlComparison>, Vec<ListComparison>), SuiteError> {
     eprintln!("loading PostgreSQL...");
     let pg = Postgres::start().await?;
-    let load_s = pg.load(o.companies, dataset::SEED).await?.as_secs_f64();
+    let load_s = pg
+        .load(o.companies, dataset::SEED, &listings::all_indexes(shapes))
+        .await?
+        .as_secs_f64();
     eprintln!("PostgreSQL loaded in {load_s:.1} s");
     let mut out = vec![];
     let park_scope = Scope {
@@ -446,7 +550,8 @@ async fn against_postgres(
         );
         out.push(c);
     }
-    Ok((load_s, out))
+    let listings = listings_against_postgres(o, servers, &pg, shapes).await?;
+    Ok((load_s, out, listings))
 }
 
 fn machine() -> results::Machine {
@@ -564,9 +669,11 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
     // The echo server answers with what the servers under test answer: a
     // stored company of the median size, and each scope's summary.
     let scopes = scenarios::scopes(&loaded.busiest);
+    let shapes = listing_shapes(&o, &loaded.busiest);
     let replies = echo::Replies {
         company: median_company(registry.addr, &loaded.names).await?,
         summaries: summaries(stats.addr, &scopes).await?,
+        pages: first_pages(registry.addr, &shapes).await?,
     };
     let replies_file = scratch.path().join("echo-replies");
     echo::write_replies(&replies_file, &replies)?;
@@ -591,10 +698,10 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
     // Groups, baselines first; a group's runs take turns: GetCompany with
     // its echo, each summary with the echo of its own payload and that
     // echo timed as the services time their calls.
-    let mut reads = vec![
-        vec![scenarios::echo(), scenarios::get(names.clone())],
-        vec![scenarios::list(&loaded.busiest)],
-    ];
+    let mut reads = vec![vec![scenarios::echo(), scenarios::get(names.clone())]];
+    for shape in &shapes {
+        reads.push(vec![scenarios::echo_list(shape), scenarios::list(shape)]);
+    }
     for (label, scope) in scopes {
         reads.push(vec![
             scenarios::echo_summary(&label, scope.clone()),
@@ -608,9 +715,11 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
             .extend(measure(&o, &servers, &o.wanted(group)).await?);
     }
     if !o.skip_postgres && o.wants("postgres") {
-        let (load_s, comparisons) = against_postgres(&o, &servers, &loaded.busiest.park).await?;
+        let (load_s, comparisons, listings) =
+            against_postgres(&o, &servers, &loaded.busiest.park, &shapes).await?;
         r.postgres_load_s = load_s;
         r.postgres = comparisons;
+        r.listings = listings;
     }
 
     // Then writes, and the storage limit they are measured against.

@@ -26,6 +26,21 @@ pub struct Generator {
     seed: String,
 }
 
+/// The ID of the `i`th generated company (from 0).
+pub fn generated_id(i: u64) -> String {
+    format!("gen-{i:08}")
+}
+
+/// The resource name of the `i`th generated company.
+pub fn generated_name(i: u64) -> String {
+    format!("companies/{}", generated_id(i))
+}
+
+/// The display name of the `i`th generated company.
+pub fn generated_display_name(i: u64) -> String {
+    format!("Generated Company {i:08}")
+}
+
 /// A dataset of the scenario's parks and `companies` synthetic companies.
 pub fn generate(companies: u64, seed: u64) -> Generator {
     let parks = articles::parks();
@@ -58,7 +73,7 @@ impl Iterator for Generator {
         let i = self.next;
         self.next += 1;
         let rng = &mut self.rng;
-        let mut c = company(&format!("gen-{i:08}"), &format!("Generated Company {i:08}"));
+        let mut c = company(&generated_id(i), &generated_display_name(i));
         c.sectors = vec![SECTORS[rng.random_range(0..SECTORS.len())].to_string()];
         c.employees = rng.random_range(1..=2000);
         c.high_tech = rng.random_bool(0.4);
@@ -75,10 +90,7 @@ impl Iterator for Generator {
             };
             c.location = loc(province, city, "");
             if rng.random_bool(0.5) {
-                c.parent_company = format!(
-                    "companies/gen-{:08}",
-                    rng.random_range(0..self.headquarters)
-                );
+                c.parent_company = generated_name(rng.random_range(0..self.headquarters));
             }
             if rng.random_bool(0.3) {
                 c.park = self.park_ids[rng.random_range(0..self.park_ids.len())].clone();

@@ -20,7 +20,7 @@ mod generator;
 mod regions;
 pub mod scenario;
 
-pub use generator::{Generator, generate};
+pub use generator::{Generator, generate, generated_display_name, generated_id, generated_name};
 pub use scenario::{SCENARIO_SEED, scenario};
 
 /// The checked-in scenario, `data/scenario.jsonl`.
