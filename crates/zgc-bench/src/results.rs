@@ -150,6 +150,10 @@ pub struct ListComparison {
     pub postgres_p50_us: f64,
     /// ListCompanies' median latency, measured over gRPC.
     pub list_p50_us: f64,
+    /// The echo of the same page's median latency: the transport's own,
+    /// the floor of any gRPC answer.
+    #[serde(default)]
+    pub echo_p50_us: f64,
 }
 
 impl Results {

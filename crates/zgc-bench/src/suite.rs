@@ -415,6 +415,31 @@ async fn first_pages(
     Ok(out)
 }
 
+/// Calls `s` one at a time over the first of `channels` for a run's time.
+async fn one_at_a_time(
+    o: &Options,
+    channels: &[Channel],
+    s: &Scenario,
+) -> Result<load::LoadResult, SuiteError> {
+    let call = s.call.clone();
+    let r = load::closed(
+        &channels[..1],
+        1,
+        Duration::from_secs_f64(o.seconds),
+        move |ch, n| call(ch, n),
+    )
+    .await;
+    if r.errors > 0 || r.calls == 0 {
+        return Err(SuiteError::Failed(format!(
+            "{}: {} calls failed ({})",
+            s.name,
+            r.errors,
+            r.first_error.unwrap_or_default()
+        )));
+    }
+    Ok(r)
+}
+
 /// Each listing shape against PostgreSQL, one call at a time, after
 /// checking that both answer the same page and count.
 async fn listings_against_postgres(
@@ -450,23 +475,8 @@ async fn listings_against_postgres(
         while sql_us.len() < 3 || started.elapsed().as_secs_f64() < o.seconds {
             sql_us.push(pg.list(&sql).await?.0.as_secs_f64() * 1e6);
         }
-        let one = scenarios::list(shape);
-        let call = one.call.clone();
-        let r = load::closed(
-            &servers.to_registry[..1],
-            1,
-            Duration::from_secs_f64(o.seconds),
-            move |ch, n| call(ch, n),
-        )
-        .await;
-        if r.errors > 0 || r.calls == 0 {
-            return Err(SuiteError::Failed(format!(
-                "{}: {} calls failed ({})",
-                one.name,
-                r.errors,
-                r.first_error.unwrap_or_default()
-            )));
-        }
+        let r = one_at_a_time(o, &servers.to_registry, &scenarios::list(shape)).await?;
+        let echo = one_at_a_time(o, &servers.to_echo, &scenarios::echo_list(shape)).await?;
         let c = ListComparison {
             shape: shape.label.into(),
             filter: shape.filter.clone(),
@@ -475,6 +485,7 @@ async fn listings_against_postgres(
             total: pg_total,
             postgres_p50_us: Median::of(sql_us).median,
             list_p50_us: r.percentile_us(0.5) as f64,
+            echo_p50_us: echo.percentile_us(0.5) as f64,
         };
         eprintln!(
             "  PostgreSQL listing `{}`: {:.0} µs against ListCompanies {:.0} µs ({} matches)",

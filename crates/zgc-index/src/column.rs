@@ -41,15 +41,14 @@ impl StrColumn {
 
     pub(crate) fn set(&mut self, slot: u32, value: &str) {
         let slot = slot as usize;
-        if self.spans.len() <= slot {
-            self.spans.resize(slot + 1, 0);
-        }
+        grow_to(&mut self.spans, slot + 1);
         self.clear(slot as u32);
         let mut end = value.len().min(MAX_LEN);
         while !value.is_char_boundary(end) {
             end -= 1;
         }
         let start = self.bytes.len();
+        reserve(&mut self.bytes, end);
         self.bytes.extend_from_slice(&value.as_bytes()[..end]);
         self.spans[slot] = pack(start, end);
     }
@@ -80,6 +79,23 @@ impl StrColumn {
 
     pub(crate) fn bytes(&self) -> usize {
         self.bytes.capacity() + self.spans.capacity() * 8
+    }
+}
+
+/// Makes room for `more` elements, growing by an eighth at a time rather
+/// than doubling: columns are the indexes' bulk, and a doubled buffer
+/// would leave up to half of it unused.
+fn reserve<T>(v: &mut Vec<T>, more: usize) {
+    if v.len() + more > v.capacity() {
+        v.reserve_exact(more.max(v.capacity() / 8).max(1024));
+    }
+}
+
+/// Lengthens `v` to `len` (with default values), if it is shorter.
+fn grow_to<T: Default + Clone>(v: &mut Vec<T>, len: usize) {
+    if v.len() < len {
+        reserve(v, len - v.len());
+        v.resize(len, T::default());
     }
 }
 
@@ -121,15 +137,23 @@ impl Column {
         match (self, value) {
             (Column::Int(v), SortValue::Int(x)) => {
                 let slot = slot as usize;
-                if v.len() <= slot {
-                    v.resize(slot + 1, 0);
+                grow_to(v, slot + 1);
+                if let Some(at) = v.get_mut(slot) {
+                    *at = *x;
                 }
-                v[slot] = *x;
             }
             (Column::Str(c), SortValue::Str(s)) => c.set(slot, s),
             // A resource gives one type per field (records.rs); a column
             // keeps its type.
             (Column::Int(_), SortValue::Str(_)) | (Column::Str(_), SortValue::Int(_)) => {}
+        }
+    }
+
+    /// The integer at `slot`, for an integer column.
+    pub(crate) fn int(&self, slot: u32) -> Option<i64> {
+        match self {
+            Column::Int(v) => Some(v.get(slot as usize).copied().unwrap_or_default()),
+            Column::Str(_) => None,
         }
     }
 

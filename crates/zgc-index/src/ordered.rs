@@ -21,6 +21,14 @@ pub(crate) struct Pos {
     offset: usize,
 }
 
+/// A block for `slot`, with room for a full block: blocks never grow
+/// past it, so none ever holds more than it may need.
+fn new_block(slot: u32) -> Vec<u32> {
+    let mut block = Vec::with_capacity(MAX_BLOCK);
+    block.push(slot);
+    block
+}
+
 #[derive(Default)]
 pub(crate) struct Ordered {
     blocks: Vec<Vec<u32>>,
@@ -63,26 +71,42 @@ impl Ordered {
     }
 
     /// Inserts `slot` where `cmp(other)` (the other slot against it) says.
+    ///
+    /// A full block splits in two before it takes another slot, so no
+    /// block outgrows [`MAX_BLOCK`]; at the very end a full last block
+    /// starts a new one instead, so slots inserted in order (names, times
+    /// of creation) fill their blocks.
     pub(crate) fn insert(&mut self, slot: u32, cmp: impl Fn(u32) -> Ordering) {
         let at = self.partition_point(|s| cmp(s) == Ordering::Less);
         self.len += 1;
-        if self.blocks.is_empty() {
-            self.blocks.push(vec![slot]);
+        let Some(last) = self.blocks.len().checked_sub(1) else {
+            self.blocks.push(new_block(slot));
             return;
-        }
-        // At the very end: the last block takes it.
+        };
+        // At the very end: the last block takes it, or a new one.
         let (block, offset) = if at.block == self.blocks.len() {
-            let last = self.blocks.len() - 1;
+            if self.blocks[last].len() >= MAX_BLOCK {
+                self.blocks.push(new_block(slot));
+                return;
+            }
             (last, self.blocks[last].len())
         } else {
             (at.block, at.offset)
         };
-        let b = &mut self.blocks[block];
-        b.insert(offset, slot);
-        if b.len() > MAX_BLOCK {
-            let tail = b.split_off(b.len() / 2);
+        let (block, offset) = if self.blocks[block].len() >= MAX_BLOCK {
+            let half = MAX_BLOCK / 2;
+            let mut tail = Vec::with_capacity(MAX_BLOCK);
+            tail.extend(self.blocks[block].drain(half..));
             self.blocks.insert(block + 1, tail);
-        }
+            if offset > half {
+                (block + 1, offset - half)
+            } else {
+                (block, offset)
+            }
+        } else {
+            (block, offset)
+        };
+        self.blocks[block].insert(offset, slot);
     }
 
     /// Removes `slot`, found where `cmp` says; whether it was there.
@@ -153,6 +177,29 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// Slots inserted in order fill their blocks, and no block ever
+    /// holds room for more than a full one.
+    #[test]
+    fn in_order_inserts_fill_blocks_and_none_outgrows_its_room() {
+        let mut index = Ordered::default();
+        for s in 0..5000u32 {
+            index.insert(s, |o| o.cmp(&s));
+        }
+        let full = index.blocks.iter().filter(|b| b.len() == MAX_BLOCK).count();
+        assert_eq!(full, 5000 / MAX_BLOCK);
+        // Then in reverse, in the middle: every block splits, none grows.
+        for s in (0..5000u32).rev() {
+            let s = 10_000 + s;
+            index.insert(s, |o| (o % 10_000, o).cmp(&(s % 10_000, s)));
+        }
+        assert!(index.blocks.iter().all(|b| b.capacity() <= MAX_BLOCK));
+        assert_eq!(index.len(), 10_000);
+        let order: Vec<u32> = index.forward(index.start()).collect();
+        let mut sorted = order.clone();
+        sorted.sort_by_key(|&o| (o % 10_000, o));
+        assert_eq!(order, sorted);
+    }
 
     proptest! {
         /// Against a sorted `Vec`: inserts and removals in any order keep

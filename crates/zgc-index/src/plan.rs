@@ -72,6 +72,9 @@ enum Node {
         to: Pos,
         lo: Bound<SortValue>,
         hi: Bound<SortValue>,
+        /// The same bounds, inclusive, for an integer column: a slot is
+        /// tested with two comparisons.
+        ints: Option<(i64, i64)>,
         count: u64,
     },
     And(Vec<Node>),
@@ -267,12 +270,14 @@ impl<R: Resource> Index<R> {
             Bound::Included(v) => index.partition_point(|s| column.cmp_value(s, v).is_le()),
             Bound::Excluded(v) => index.partition_point(|s| column.cmp_value(s, v).is_lt()),
         };
+        let ints = int_bounds(&lo, &hi);
         let span = Node::Span {
             order,
             from,
             to,
             lo,
             hi,
+            ints,
             count: index.count(from, to) as u64,
         };
         if op == CmpOp::Ne {
@@ -361,7 +366,7 @@ impl<R: Resource> Index<R> {
                     if Self::cheap(&item) || self.estimate(&item) <= out.len() {
                         out &= self.materialize(item);
                     } else {
-                        out = out.iter().filter(|&s| self.test(&item, s)).collect();
+                        out = sorted(out.iter().filter(|&s| self.test(&item, s)));
                     }
                 }
                 out
@@ -375,10 +380,19 @@ impl<R: Resource> Index<R> {
             Node::All => true,
             Node::Nothing => false,
             Node::Bits(b) => b.contains(slot),
-            Node::Span { order, lo, hi, .. } => {
+            Node::Span {
+                order,
+                lo,
+                hi,
+                ints,
+                ..
+            } => {
                 let Some(column) = &self.columns[*order] else {
                     return false;
                 };
+                if let (Some((lo, hi)), Some(v)) = (ints, column.int(slot)) {
+                    return *lo <= v && v <= *hi;
+                }
                 let above = match lo {
                     Bound::Unbounded => true,
                     Bound::Included(v) => column.cmp_value(slot, v).is_ge(),
@@ -637,4 +651,37 @@ fn merge(
         out.extend(name);
     }
     out
+}
+
+/// A bitmap of slots that come in ascending order (as a bitmap's do),
+/// built without searching for each one's place.
+fn sorted(slots: impl Iterator<Item = u32>) -> RoaringBitmap {
+    let slots: Vec<u32> = slots.collect();
+    RoaringBitmap::from_sorted_iter(slots.iter().copied())
+        .unwrap_or_else(|_| slots.into_iter().collect())
+}
+
+/// Integer bounds as one inclusive range (`i64::MAX` to `i64::MIN`, which
+/// holds nothing, when an exclusive bound leaves nothing); `None` unless
+/// both are integers or open.
+fn int_bounds(lo: &Bound<SortValue>, hi: &Bound<SortValue>) -> Option<(i64, i64)> {
+    let lo = match lo {
+        Bound::Unbounded => i64::MIN,
+        Bound::Included(SortValue::Int(v)) => *v,
+        Bound::Excluded(SortValue::Int(v)) => match v.checked_add(1) {
+            Some(v) => v,
+            None => return Some((i64::MAX, i64::MIN)),
+        },
+        _ => return None,
+    };
+    let hi = match hi {
+        Bound::Unbounded => i64::MAX,
+        Bound::Included(SortValue::Int(v)) => *v,
+        Bound::Excluded(SortValue::Int(v)) => match v.checked_sub(1) {
+            Some(v) => v,
+            None => return Some((i64::MAX, i64::MIN)),
+        },
+        _ => return None,
+    };
+    Some((lo, hi))
 }
