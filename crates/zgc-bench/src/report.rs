@@ -451,9 +451,13 @@ fn listings_section(r: &Results) -> String {
     );
     for c in &r.listings {
         md += &format!(
-            "| {} | `{}` | {} | {} | {} | {} | {} | {} | {:.1}x |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1}x |\n",
             c.shape,
-            c.filter.replace('|', "\\|"),
+            if c.filter.is_empty() {
+                "none".to_string()
+            } else {
+                format!("`{}`", c.filter.replace('|', "\\|"))
+            },
             if c.order_by.is_empty() {
                 "name".to_string()
             } else {

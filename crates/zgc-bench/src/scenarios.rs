@@ -157,9 +157,13 @@ pub fn list(shape: &Shape) -> Scenario {
     Scenario {
         name: crate::results::list_name(shape.label),
         description: format!(
-            "ListCompanies, {} of `{}`{}, exact total_size",
+            "ListCompanies, {} of {}{}, exact total_size",
             crate::listings::PAGE,
-            shape.filter,
+            if shape.filter.is_empty() {
+                "every company".to_string()
+            } else {
+                format!("`{}`", shape.filter)
+            },
             order_note(shape)
         ),
         target: Target::Registry,
