@@ -23,6 +23,8 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
+use bytes::Bytes;
+use prost::Message;
 use tokio::sync::watch;
 
 use zgc_index::records::{CompanyRecord, ParkRecord, Resource};
@@ -303,11 +305,40 @@ impl Store {
             }))
     }
 
+    /// A page of companies listed from the indexes as of `revision`, each
+    /// as its stored encoding, to be sent as it is; as
+    /// [`Store::list_companies`].
+    pub fn list_companies_encoded(
+        &self,
+        listing: &Listing<'_>,
+        revision: u64,
+    ) -> Result<Option<IndexedPage<Bytes>>, StoreError> {
+        self.list_items::<CompanyRecord, Bytes>(
+            listing,
+            revision,
+            |store, id| store.get_company_encoded(id),
+            |r| Bytes::from(r.0.encode_to_vec()),
+        )
+    }
+
     fn list<R: Indexed>(
         &self,
         listing: &Listing<'_>,
         revision: u64,
     ) -> Result<Option<IndexedPage<R>>, StoreError> {
+        self.list_items::<R, R>(listing, revision, R::get, R::clone)
+    }
+
+    /// A page listed from the indexes, its records read by `by_id` (by ID,
+    /// for those unchanged since `revision`) or made by `earlier` (from
+    /// their state as of `revision`, for those changed since).
+    fn list_items<R: Indexed, T>(
+        &self,
+        listing: &Listing<'_>,
+        revision: u64,
+        by_id: impl Fn(&Store, &str) -> Result<Option<T>, StoreError>,
+        earlier: impl Fn(&R) -> T,
+    ) -> Result<Option<IndexedPage<T>>, StoreError> {
         let generation = self.generation()?;
         let Some(indexes) = &generation.indexes else {
             return Ok(None);
@@ -343,9 +374,9 @@ impl Store {
         let mut items = Vec::with_capacity(listed.names.len());
         for name in &listed.names {
             let item = match before.get(name.as_str()) {
-                Some(r) => Some((*r).clone()),
+                Some(r) => Some(earlier(r)),
                 None => match keys::id_of(name, R::COLLECTION) {
-                    Some(id) => R::get(self, id)?,
+                    Some(id) => by_id(self, id)?,
                     None => None,
                 },
             };

@@ -24,13 +24,19 @@ fn open(dir: &std::path::Path, durability: Durability) -> Store {
 /// Opens the store `config` says, retrying while the directory is locked
 /// as [`open`] does.
 fn open_config(config: StoreConfig) -> Store {
+    try_open(config).unwrap()
+}
+
+/// Opens the store `config` says, retrying while the directory is locked
+/// (by the store closed just before it); any other outcome is the answer.
+fn try_open(config: StoreConfig) -> Result<Store, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         match Store::open(config.clone()) {
             Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
-            other => return other.unwrap(),
+            other => return other,
         }
     }
 }
@@ -450,7 +456,7 @@ async fn a_format_1_store_is_read_and_upgraded_and_a_newer_one_refused() {
     set_format(dir.path(), 3);
     let mut config = StoreConfig::new(dir.path());
     config.durability = Durability::Fsync;
-    match Store::open(config) {
+    match try_open(config) {
         Err(StoreError::Corrupt(why)) => assert!(why.contains("format 3"), "{why}"),
         other => panic!("a newer format must be refused: {:?}", other.err()),
     }

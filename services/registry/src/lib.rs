@@ -141,11 +141,16 @@ pub async fn serve_with(
     let metrics_server =
         zgc_server::metrics::spawn(metrics_listener, metrics.clone(), stop.clone());
     let registry = EncodedMethod::new(
-        RegistryServiceServer::new(registry.clone())
-            .max_decoding_message_size(config.max_message_bytes)
-            .max_encoding_message_size(usize::MAX),
-        service::GetCompany::PATH,
-        service::GetCompany(registry),
+        EncodedMethod::new(
+            RegistryServiceServer::new(registry.clone())
+                .max_decoding_message_size(config.max_message_bytes)
+                .max_encoding_message_size(usize::MAX),
+            service::GetCompany::PATH,
+            service::GetCompany(registry.clone()),
+            config.max_message_bytes,
+        ),
+        service::ListCompanies::PATH,
+        service::ListCompanies(registry),
         config.max_message_bytes,
     );
 

@@ -34,4 +34,4 @@ pub mod source;
 pub use paging::{Page, Query};
 pub use records::{CompanyRecord, Listable, ParkRecord};
 pub use scans::{Abandoned, ScanLimit};
-pub use source::{Stored, page};
+pub use source::{Stored, encoded_company_page, page};

@@ -7,6 +7,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use bytes::Bytes;
 use zgc_index::Listing;
 use zgc_proto::wire::reason;
 use zgc_query::page_token::query_digest;
@@ -157,6 +158,34 @@ impl Query {
             next_page_token,
             total_size: i32::try_from(total).unwrap_or(i32::MAX),
         }
+    }
+
+    /// As [`Query::page_of`], for items as their stored encodings: only
+    /// the last one kept is decoded (by `decode`), for the next page's
+    /// token.
+    pub fn encoded_page_of<T: Listable>(
+        &self,
+        mut items: Vec<Bytes>,
+        total: u64,
+        revision: u64,
+        key: &PageTokenKey,
+        decode: impl FnOnce(&Bytes) -> Result<T, ApiError>,
+    ) -> Result<Page<Bytes>, ApiError> {
+        let more = items.len() > self.page_size;
+        items.truncate(self.page_size);
+        let next_page_token = match (more, items.last()) {
+            (true, Some(last)) => PageToken {
+                after: self.key_of(&decode(last)?),
+                revision,
+            }
+            .encode(key, &self.digest),
+            _ => String::new(),
+        };
+        Ok(Page {
+            items,
+            next_page_token,
+            total_size: i32::try_from(total).unwrap_or(i32::MAX),
+        })
     }
 
     fn key_of<T: Listable>(&self, item: &T) -> SortKey {

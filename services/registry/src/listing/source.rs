@@ -4,7 +4,10 @@
 //! a store snapshot as of that revision. The paging itself is in
 //! [`super::paging`].
 
+use bytes::Bytes;
+use prost::Message;
 use zgc_index::Listing;
+use zgc_proto::registry::v1::Company;
 use zgc_proto::wire::reason;
 use zgc_query::PageTokenKey;
 use zgc_store::{Store, StoreError};
@@ -146,6 +149,52 @@ fn live<T: Stored>(
     q.page(while_wanted(items, abandoned), None, revision, key)
 }
 
+/// A store error as a listing reports it: a revision no longer in the
+/// change history is an expired page token.
+fn expired(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Compacted { .. } => ApiError::InvalidWithReason {
+            field: "page_token".into(),
+            description:
+                "the listing's revision has left the change history; list again from the first page"
+                    .into(),
+            reason: reason::PAGE_TOKEN_EXPIRED,
+        },
+        other => other.into(),
+    }
+}
+
+/// One page of companies, each as its stored encoding (from the indexes,
+/// sent as they are), or encoded from the page [`page`] reads otherwise.
+pub fn encoded_company_page(
+    store: &Store,
+    q: &Query,
+    key: &PageTokenKey,
+    abandoned: &Abandoned,
+) -> Result<Page<Bytes>, ApiError> {
+    let revision = q.as_of().unwrap_or_else(|| store.revision());
+    if let Some(page) = store
+        .list_companies_encoded(&q.listing(), revision)
+        .map_err(expired)?
+    {
+        return q.encoded_page_of(page.items, page.total, revision, key, |last| {
+            Company::decode(last.as_ref())
+                .map(CompanyRecord)
+                .map_err(|e| ApiError::Internal(format!("a stored company does not decode: {e}")))
+        });
+    }
+    let page = page::<CompanyRecord>(store, q, key, abandoned)?;
+    Ok(Page {
+        items: page
+            .items
+            .iter()
+            .map(|c| Bytes::from(c.0.encode_to_vec()))
+            .collect(),
+        next_page_token: page.next_page_token,
+        total_size: page.total_size,
+    })
+}
+
 /// One page of a listing, as of the listing's revision (the token's, or
 /// the current durable one for a first page). While nothing has been
 /// applied since that revision the page is read from the live state, and
@@ -159,16 +208,6 @@ pub fn page<T: Stored>(
     abandoned: &Abandoned,
 ) -> Result<Page<T>, ApiError> {
     let revision = q.as_of().unwrap_or_else(|| store.revision());
-    let expired = |e: StoreError| match e {
-        StoreError::Compacted { .. } => ApiError::InvalidWithReason {
-            field: "page_token".into(),
-            description:
-                "the listing's revision has left the change history; list again from the first page"
-                    .into(),
-            reason: reason::PAGE_TOKEN_EXPIRED,
-        },
-        other => other.into(),
-    };
     if let Some((items, total)) = T::listed(store, &q.listing(), revision).map_err(expired)? {
         return Ok(q.page_of(items, total, revision, key));
     }

@@ -6,9 +6,11 @@
 
 mod create;
 mod get_company;
+mod list_companies;
 mod update;
 
 pub use get_company::GetCompany;
+pub use list_companies::ListCompanies;
 
 use std::sync::Arc;
 
