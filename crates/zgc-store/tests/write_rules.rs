@@ -219,6 +219,18 @@ async fn companies_need_their_parent_and_never_loop() {
         ),
         "{looped:?}"
     );
+    // b moves to another parent, which is no loop: the index follows.
+    create_company(&store, company("c", "")).await.unwrap();
+    let b = store.get_company("b").unwrap().unwrap();
+    store
+        .write(Write::UpdateCompany {
+            company: company("b", "companies/c"),
+            expected_revision: b.revision,
+        })
+        .await
+        .unwrap();
+    assert!(ids(store.branch_ids("a")).is_empty());
+    assert_eq!(ids(store.branch_ids("c")), ["b"]);
     // A parent that does not exist, set by an update.
     let missing = store
         .write(Write::UpdateCompany {
