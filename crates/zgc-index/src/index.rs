@@ -160,11 +160,7 @@ impl<R: Resource> Index<R> {
             let column = columns[i].get_or_insert_with(|| Column::like(&value));
             column.set(slot, &value);
             let column = &*column;
-            orders[i].insert(slot, |o| {
-                column
-                    .cmp(o, slot)
-                    .then_with(|| names.get(o).cmp(names.get(slot)))
-            });
+            orders[i].insert(slot, |o| in_order(column, names, o, slot));
         }
         for (path, field) in &mut self.fields {
             index_field(field, path, record, slot, true);
@@ -190,11 +186,7 @@ impl<R: Resource> Index<R> {
         by_name.remove(slot, |o| names.get(o).cmp(names.get(slot)));
         for (i, order) in orders.iter_mut().enumerate() {
             if let Some(column) = &columns[i] {
-                order.remove(slot, |o| {
-                    column
-                        .cmp(o, slot)
-                        .then_with(|| names.get(o).cmp(names.get(slot)))
-                });
+                order.remove(slot, |o| in_order(column, names, o, slot));
             }
         }
         for column in self.columns.iter_mut().flatten() {
@@ -259,6 +251,14 @@ impl<R: Resource> Index<R> {
     pub(crate) fn cmp_names(&self, a: u32, b: u32) -> Ordering {
         self.names.get(a).cmp(self.names.get(b))
     }
+}
+
+/// How slot `a` stands to slot `b` in an ordering index on `column`:
+/// by value, then by name.
+fn in_order(column: &Column, names: &StrColumn, a: u32, b: u32) -> Ordering {
+    column
+        .cmp(a, b)
+        .then_with(|| names.get(a).cmp(names.get(b)))
 }
 
 /// Adds (`add`) or removes `slot` under the values `record` has for the

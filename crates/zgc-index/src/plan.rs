@@ -155,7 +155,7 @@ impl<R: Resource> Index<R> {
             .iter()
             .filter_map(|(_, r)| r.as_ref())
             .filter(|r| listing.filter.matches(*r))
-            .map(|r| (sort_key(r, listing.order), r.name()))
+            .map(|r| (r.sort_key(listing.order), r.name()))
             .collect();
         let total = total + earlier.len() as u64;
         let mut earlier: Vec<(SortKey, &str)> = earlier
@@ -612,17 +612,6 @@ impl<R: Resource> Index<R> {
         }
         found.sort_by(cmp);
         found
-    }
-}
-
-fn sort_key<R: Resource>(record: &R, order: &OrderBy) -> SortKey {
-    SortKey {
-        values: order
-            .fields()
-            .iter()
-            .map(|(f, _)| record.sort_value(f))
-            .collect(),
-        name: record.name().to_string(),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use zgc_proto::registry::v1::{Company, Park, ParkKind};
 use zgc_proto::types::v1::{Date, Location};
-use zgc_query::{FieldType, Record, Schema, SortValue, Value};
+use zgc_query::{FieldType, OrderBy, Record, Schema, SortKey, SortValue, Value};
 
 const PARK_KINDS: &[&str] = &[
     "PARK_KIND_SCIENCE_PARK",
@@ -72,6 +72,18 @@ pub trait Resource: Record + Clone + Send + Sync + 'static {
     fn name(&self) -> &str;
     /// Its value for an orderable field.
     fn sort_value(&self, field: &str) -> SortValue;
+    /// Its sort key under `order`: the ordered fields' values, then its
+    /// name.
+    fn sort_key(&self, order: &OrderBy) -> SortKey {
+        SortKey {
+            values: order
+                .fields()
+                .iter()
+                .map(|(f, _)| self.sort_value(f))
+                .collect(),
+            name: self.name().to_string(),
+        }
+    }
 }
 
 fn location_value<'a>(l: Option<&'a Location>, field: &str) -> Option<Value<'a>> {

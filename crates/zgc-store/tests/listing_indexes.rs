@@ -15,6 +15,8 @@ use zgc_proto::types::v1::{Date, Location};
 use zgc_query::{Filter, OrderBy, SortKey};
 use zgc_store::{Durability, IndexedPage, Store, StoreConfig, Write};
 
+mod support;
+
 const COMPANY_FILTERS: &[&str] = &[
     "",
     r#"park = "parks/a" AND employees >= 2"#,
@@ -255,21 +257,12 @@ fn check_now(store: &Store) -> Result<(), TestCaseError> {
     })
 }
 
-/// Opens the store in `dir`, retrying while the directory is still
-/// locked by the store closed just before (sled's I/O threads may hold
-/// its file for a moment after their last write).
+/// Opens the store in `dir` (retrying while the store closed just before
+/// holds its lock).
 fn open(dir: &std::path::Path) -> Store {
     let mut config = StoreConfig::new(dir);
     config.durability = Durability::Flush;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        match Store::open(config.clone()) {
-            Err(zgc_store::StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            other => return other.unwrap(),
-        }
-    }
+    support::try_open(config).unwrap()
 }
 
 async fn run(first: Vec<Op>, second: Vec<Op>) -> Result<(), TestCaseError> {

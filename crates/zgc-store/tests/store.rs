@@ -10,35 +10,20 @@ use zgc_proto::registry::v1::{Company, Entity, Park, entity};
 use zgc_proto::types::v1::Location;
 use zgc_store::{Durability, Store, StoreConfig, StoreError, Write};
 
-/// Opens the store in `dir`. Right after a store there was closed in this
-/// process, sled's I/O threads may hold its file (and so its lock) for a
-/// moment after their last write has completed: the open is retried while
-/// the directory is locked, for up to 30 s, which only a leaked handle
-/// would exhaust.
+mod support;
+use support::try_open;
+
+/// Opens the store in `dir` (retrying while a store closed just before
+/// holds its lock: [`try_open`]).
 fn open(dir: &std::path::Path, durability: Durability) -> Store {
     let mut config = StoreConfig::new(dir);
     config.durability = durability;
     open_config(config)
 }
 
-/// Opens the store `config` says, retrying while the directory is locked
-/// as [`open`] does.
+/// Opens the store `config` says, as [`open`] does.
 fn open_config(config: StoreConfig) -> Store {
     try_open(config).unwrap()
-}
-
-/// Opens the store `config` says, retrying while the directory is locked
-/// (by the store closed just before it); any other outcome is the answer.
-fn try_open(config: StoreConfig) -> Result<Store, StoreError> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        match Store::open(config.clone()) {
-            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            other => return other,
-        }
-    }
 }
 
 fn company(id: &str, employees: i32) -> Company {

@@ -189,15 +189,7 @@ impl Query {
     }
 
     fn key_of<T: Listable>(&self, item: &T) -> SortKey {
-        SortKey {
-            values: self
-                .order
-                .fields()
-                .iter()
-                .map(|(f, _)| item.sort_value(f))
-                .collect(),
-            name: item.name().to_string(),
-        }
+        item.sort_key(&self.order)
     }
 
     /// Builds the page from candidates (any order), which must be the state

@@ -165,7 +165,7 @@ fn expired(e: StoreError) -> ApiError {
 }
 
 /// One page of companies, each as its stored encoding (from the indexes,
-/// sent as they are), or encoded from the page [`page`] reads otherwise.
+/// sent as they are), or encoded from a page read without them.
 pub fn encoded_company_page(
     store: &Store,
     q: &Query,
@@ -183,7 +183,7 @@ pub fn encoded_company_page(
                 .map_err(|e| ApiError::Internal(format!("a stored company does not decode: {e}")))
         });
     }
-    let page = page::<CompanyRecord>(store, q, key, abandoned)?;
+    let page = scanned_page::<CompanyRecord>(store, q, revision, key, abandoned)?;
     Ok(Page {
         items: page
             .items
@@ -211,6 +211,18 @@ pub fn page<T: Stored>(
     if let Some((items, total)) = T::listed(store, &q.listing(), revision).map_err(expired)? {
         return Ok(q.page_of(items, total, revision, key));
     }
+    scanned_page(store, q, revision, key, abandoned)
+}
+
+/// A page read without the indexes, as of `revision`: from the live state
+/// while nothing has been applied since, else from a snapshot.
+fn scanned_page<T: Stored>(
+    store: &Store,
+    q: &Query,
+    revision: u64,
+    key: &PageTokenKey,
+    abandoned: &Abandoned,
+) -> Result<Page<T>, ApiError> {
     if store.last_applied()? == revision {
         let page = live(store, q, revision, key, abandoned)?;
         if store.last_applied()? == revision {
