@@ -15,6 +15,7 @@ use zgc_proto::stats::v1::stats_service_client::StatsServiceClient;
 use zgc_proto::types::v1::{Date, Location};
 use zgc_registry::Config;
 
+pub mod etcd;
 pub mod fixtures;
 pub mod otlp;
 pub mod pki;

@@ -1,0 +1,260 @@
+//! The etcd client (`zgc-etcd`) against a real 3-member etcd cluster on
+//! loopback: calls and watches carry on when the member they use is
+//! killed, compaction is reported, and auth tokens are obtained and sent.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use tonic::transport::Channel;
+use zgc_etcd::pb::etcdserverpb::auth_client::AuthClient;
+use zgc_etcd::pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use zgc_etcd::pb::etcdserverpb::request_op::Request;
+use zgc_etcd::pb::etcdserverpb::{
+    AuthEnableRequest, AuthRoleAddRequest, AuthUserAddRequest, AuthUserGrantRoleRequest, Compare,
+    PutRequest, RangeRequest, RequestOp, TxnRequest,
+};
+use zgc_etcd::{Client, Config, Credentials, EtcdError, WatchOptions, prefix_end};
+use zgc_tests::etcd::EtcdCluster;
+
+/// A transaction that creates `key` with `value` unless it exists: sent
+/// again after an ambiguous failure, it cannot apply twice.
+fn create(key: &str, value: &str) -> TxnRequest {
+    TxnRequest {
+        compare: vec![Compare {
+            result: CompareResult::Equal as i32,
+            target: CompareTarget::Create as i32,
+            key: key.as_bytes().to_vec(),
+            target_union: Some(TargetUnion::CreateRevision(0)),
+            ..Default::default()
+        }],
+        success: vec![RequestOp {
+            request: Some(Request::RequestPut(PutRequest {
+                key: key.as_bytes().to_vec(),
+                value: value.as_bytes().to_vec(),
+                ..Default::default()
+            })),
+        }],
+        failure: vec![],
+    }
+}
+
+/// Creates `key`, sending the transaction again after an ambiguous
+/// failure (it is guarded, so it applies once); its revision.
+async fn create_once(client: &Client, key: &str, value: &str) {
+    loop {
+        match client.txn(create(key, value)).await {
+            Ok(_) => return,
+            Err(EtcdError::Ambiguous(_)) => continue,
+            Err(e) => panic!("creating {key}: {e}"),
+        }
+    }
+}
+
+async fn get(client: &Client, key: &str) -> Option<String> {
+    let response = client
+        .range(RangeRequest {
+            key: key.as_bytes().to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    response
+        .kvs
+        .first()
+        .map(|kv| String::from_utf8(kv.value.clone()).unwrap())
+}
+
+async fn revision(client: &Client) -> i64 {
+    client.status().await.unwrap().header.unwrap().revision
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_move_to_a_live_member_when_the_one_in_use_is_killed() {
+    let mut cluster = EtcdCluster::start(3).await;
+    let client = cluster.client();
+    create_once(&client, "k/before", "1").await;
+    assert_eq!(get(&client, "k/before").await.as_deref(), Some("1"));
+
+    // The client uses member 0 (it answered last): kill it.
+    cluster.kill(0).await;
+    assert_eq!(get(&client, "k/before").await.as_deref(), Some("1"));
+    create_once(&client, "k/after", "2").await;
+    assert_eq!(get(&client, "k/after").await.as_deref(), Some("2"));
+    cluster.restart(0).await;
+    let only_first = Client::new(Config::new([cluster.endpoint(0)])).unwrap();
+    assert_eq!(get(&only_first, "k/after").await.as_deref(), Some("2"));
+
+    // Kill the leader: a write waits out the election on the others.
+    let leader = cluster.leader().await;
+    cluster.kill(leader).await;
+    create_once(&client, "k/election", "3").await;
+    assert_eq!(get(&client, "k/election").await.as_deref(), Some("3"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_moves_to_a_live_member_without_losing_or_repeating_an_event() {
+    const KEYS: usize = 120;
+    let mut cluster = EtcdCluster::start(3).await;
+    // The writer prefers member 1, so killing member 0 (the watch's) does
+    // not stop the writes while the watch moves.
+    let endpoints = cluster.endpoints();
+    let writer = Client::new(Config::new([
+        endpoints[1].clone(),
+        endpoints[2].clone(),
+        endpoints[0].clone(),
+    ]))
+    .unwrap();
+    let start = revision(&writer).await + 1;
+    let mut watch = cluster.client().watch(WatchOptions {
+        key: b"w/".to_vec(),
+        range_end: prefix_end(b"w/"),
+        start_revision: start,
+        prev_kv: true,
+    });
+
+    // The writer writes a third, waits until the watch has seen it and
+    // its member is killed, then writes the rest.
+    let (killed_tx, killed_rx) = tokio::sync::oneshot::channel::<()>();
+    let writes = tokio::spawn(async move {
+        for i in 0..KEYS / 3 {
+            create_once(&writer, &format!("w/{i:04}"), &i.to_string()).await;
+        }
+        killed_rx.await.unwrap();
+        for i in KEYS / 3..KEYS {
+            create_once(&writer, &format!("w/{i:04}"), &i.to_string()).await;
+        }
+    });
+    let mut killed_tx = Some(killed_tx);
+
+    let mut seen: BTreeMap<i64, String> = BTreeMap::new();
+    let mut last = start - 1;
+    while seen.len() < KEYS {
+        let batch = watch.next().await.unwrap();
+        for event in batch.events {
+            let kv = event.kv.unwrap();
+            assert!(
+                kv.mod_revision > last,
+                "revision {} after {last}: repeated or out of order",
+                kv.mod_revision
+            );
+            last = kv.mod_revision;
+            seen.insert(kv.mod_revision, String::from_utf8(kv.key).unwrap());
+        }
+        if seen.len() == KEYS / 3
+            && let Some(tx) = killed_tx.take()
+        {
+            // The watch is on member 0, the first endpoint.
+            cluster.kill(0).await;
+            tx.send(()).unwrap();
+        }
+    }
+    writes.await.unwrap();
+    let keys: Vec<String> = seen.into_values().collect();
+    let expected: Vec<String> = (0..KEYS).map(|i| format!("w/{i:04}")).collect();
+    assert_eq!(keys, expected, "every key once, in the order written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_from_a_compacted_revision_is_told_how_far_history_goes() {
+    let cluster = EtcdCluster::start(3).await;
+    let client = cluster.client();
+    let first = revision(&client).await + 1;
+    for i in 0..5 {
+        create_once(&client, &format!("c/{i}"), "x").await;
+    }
+    let latest = revision(&client).await;
+    client.compact(latest).await.unwrap();
+    // Compacting again to the same revision is not an error.
+    client.compact(latest).await.unwrap();
+
+    let mut watch = client.watch(WatchOptions {
+        key: b"c/".to_vec(),
+        range_end: prefix_end(b"c/"),
+        start_revision: first,
+        prev_kv: false,
+    });
+    match watch.next().await {
+        Err(EtcdError::Compacted {
+            requested,
+            compact_revision,
+        }) => {
+            assert_eq!(requested, first);
+            assert_eq!(compact_revision, latest);
+        }
+        other => panic!("expected a compaction error, got {other:?}"),
+    }
+
+    // From the compaction on, the watch works.
+    let mut watch = client.watch(WatchOptions {
+        key: b"c/".to_vec(),
+        range_end: prefix_end(b"c/"),
+        start_revision: latest,
+        prev_kv: false,
+    });
+    let batch = watch.next().await.unwrap();
+    assert_eq!(batch.revision, latest);
+    assert_eq!(batch.events[0].kv.as_ref().unwrap().key, b"c/4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_auth_enabled_a_user_gets_a_token_and_a_stranger_is_refused() {
+    let cluster = EtcdCluster::start(3).await;
+    let channel = Channel::from_shared(cluster.endpoint(0))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut auth = AuthClient::new(channel);
+    auth.role_add(AuthRoleAddRequest {
+        name: "root".into(),
+    })
+    .await
+    .unwrap();
+    auth.user_add(AuthUserAddRequest {
+        name: "root".into(),
+        password: "s3cret".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    auth.user_grant_role(AuthUserGrantRoleRequest {
+        user: "root".into(),
+        role: "root".into(),
+    })
+    .await
+    .unwrap();
+    auth.auth_enable(AuthEnableRequest {}).await.unwrap();
+
+    let mut config = Config::new(cluster.endpoints());
+    config.credentials = Some(Credentials {
+        user: "root".into(),
+        password: "s3cret".into(),
+    });
+    let user = Client::new(config.clone()).unwrap();
+    create_once(&user, "a/1", "yes").await;
+    assert_eq!(get(&user, "a/1").await.as_deref(), Some("yes"));
+
+    let stranger = Client::new(Config::new(cluster.endpoints())).unwrap();
+    let refused = stranger
+        .range(RangeRequest {
+            key: b"a/1".to_vec(),
+            ..Default::default()
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(EtcdError::Auth(_))),
+        "a client without a user is refused: {refused:?}"
+    );
+
+    config.credentials = Some(Credentials {
+        user: "root".into(),
+        password: "wrong".into(),
+    });
+    let wrong = Client::new(config).unwrap();
+    let refused = wrong.status().await;
+    assert!(
+        matches!(refused, Err(EtcdError::Auth(_))),
+        "a wrong password is refused: {refused:?}"
+    );
+}

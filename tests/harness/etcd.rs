@@ -1,0 +1,237 @@
+//! A real etcd cluster on loopback for the tests of the etcd backend:
+//! Debian's `etcd-server` (installed by `scripts/setup`), each member with
+//! its own data directory and ports, all of it removed when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+use zgc_etcd::{Client, Config};
+
+/// How long a cluster or a member may take to come up on a loaded machine.
+const PATIENCE: Duration = Duration::from_secs(90);
+/// Times a cluster start is tried with new ports, in case another process
+/// took one between choosing it and etcd binding it.
+const START_ATTEMPTS: usize = 5;
+
+fn etcd_binary() -> PathBuf {
+    crate::tools::tool("etcd", "ETCD")
+}
+
+/// One member.
+struct Member {
+    name: String,
+    client_port: u16,
+    peer_port: u16,
+    child: Option<Child>,
+}
+
+impl Member {
+    fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+}
+
+/// An etcd cluster of a few members, stopped and removed when dropped.
+pub struct EtcdCluster {
+    dir: tempfile::TempDir,
+    members: Vec<Member>,
+    initial_cluster: String,
+    token: String,
+}
+
+impl EtcdCluster {
+    /// Starts `size` members and waits until they have elected a leader.
+    pub async fn start(size: usize) -> Self {
+        for _ in 0..START_ATTEMPTS {
+            let mut ports = Vec::new();
+            let mut listeners = Vec::new();
+            for _ in 0..size * 2 {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                ports.push(listener.local_addr().unwrap().port());
+                listeners.push(listener);
+            }
+            drop(listeners);
+            let members: Vec<Member> = (0..size)
+                .map(|i| Member {
+                    name: format!("m{i}"),
+                    client_port: ports[2 * i],
+                    peer_port: ports[2 * i + 1],
+                    child: None,
+                })
+                .collect();
+            let initial_cluster = members
+                .iter()
+                .map(|m| format!("{}={}", m.name, m.peer_url()))
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut cluster = Self {
+                dir: tempfile::tempdir().unwrap(),
+                members,
+                initial_cluster,
+                token: uuid::Uuid::new_v4().to_string(),
+            };
+            for i in 0..size {
+                cluster.spawn(i);
+            }
+            if cluster.wait_ready().await {
+                return cluster;
+            }
+            eprintln!("etcd cluster did not come up; trying again on other ports");
+        }
+        panic!("an etcd cluster could not start (its members' logs are above)");
+    }
+
+    /// The members' client URLs, in member order.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(Member::client_url).collect()
+    }
+
+    /// The client URL of member `i`.
+    pub fn endpoint(&self, i: usize) -> String {
+        self.members[i].client_url()
+    }
+
+    /// A client of every member, member 0 first.
+    pub fn client(&self) -> Client {
+        Client::new(Config::new(self.endpoints())).unwrap()
+    }
+
+    /// The index of the member that leads, as the first live member sees
+    /// it.
+    pub async fn leader(&self) -> usize {
+        let client = self.client();
+        for (i, member) in self.members.iter().enumerate() {
+            if member.child.is_none() {
+                continue;
+            }
+            if let Ok(status) = client.member_status(&member.client_url()).await
+                && status.leader != 0
+            {
+                let leader = status.leader;
+                for (j, other) in self.members.iter().enumerate() {
+                    if other.child.is_none() {
+                        continue;
+                    }
+                    if let Ok(s) = client.member_status(&other.client_url()).await
+                        && s.header.as_ref().is_some_and(|h| h.member_id == leader)
+                    {
+                        return j;
+                    }
+                }
+                panic!("member {i} names leader {leader:x}, which no live member is");
+            }
+        }
+        panic!("no live etcd member knows a leader");
+    }
+
+    /// SIGKILLs member `i` and waits for it to be gone.
+    pub async fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+
+    /// Starts member `i` again on its data directory, and waits until it
+    /// answers and knows a leader.
+    pub async fn restart(&mut self, i: usize) {
+        assert!(self.members[i].child.is_none(), "member {i} is running");
+        self.spawn(i);
+        assert!(self.wait_ready().await, "etcd member {i} did not come back");
+    }
+
+    fn log_path(&self, i: usize) -> PathBuf {
+        self.dir
+            .path()
+            .join(format!("{}.log", self.members[i].name))
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let dir: &Path = self.dir.path();
+        let member = &self.members[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(i))
+            .unwrap();
+        let child = Command::new(etcd_binary())
+            .arg("--name")
+            .arg(&member.name)
+            .arg("--data-dir")
+            .arg(dir.join(&member.name))
+            .arg("--listen-client-urls")
+            .arg(member.client_url())
+            .arg("--advertise-client-urls")
+            .arg(member.client_url())
+            .arg("--listen-peer-urls")
+            .arg(member.peer_url())
+            .arg("--initial-advertise-peer-urls")
+            .arg(member.peer_url())
+            .arg("--initial-cluster")
+            .arg(&self.initial_cluster)
+            .arg("--initial-cluster-state")
+            .arg("new")
+            .arg("--initial-cluster-token")
+            .arg(&self.token)
+            // What the registry's batches need (deploy/ says why).
+            .arg("--max-txn-ops")
+            .arg("10000")
+            .arg("--max-request-bytes")
+            .arg("16777216")
+            .arg("--logger")
+            .arg("zap")
+            .arg("--log-level")
+            .arg("warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run etcd: {e}"));
+        self.members[i].child = Some(child);
+    }
+
+    /// Waits until every running member answers and knows a leader; false
+    /// (with the members' logs printed) if one exited first.
+    async fn wait_ready(&mut self) -> bool {
+        let client = self.client();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let mut ready = true;
+            for i in 0..self.members.len() {
+                let Some(child) = self.members[i].child.as_mut() else {
+                    continue;
+                };
+                if let Ok(Some(exit)) = child.try_wait() {
+                    eprintln!(
+                        "etcd member {i} exited ({exit}):\n{}",
+                        std::fs::read_to_string(self.log_path(i)).unwrap_or_default()
+                    );
+                    for member in &mut self.members {
+                        if let Some(mut child) = member.child.take() {
+                            let _ = child.kill().await;
+                        }
+                    }
+                    return false;
+                }
+                let url = self.members[i].client_url();
+                ready &= matches!(client.member_status(&url).await, Ok(s) if s.leader != 0);
+            }
+            if ready {
+                return true;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the etcd cluster did not elect a leader within {PATIENCE:?}"
+            );
+            // Polling a condition: etcd elects within a few heartbeats.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
