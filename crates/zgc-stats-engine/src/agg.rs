@@ -167,3 +167,68 @@ impl Agg {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use zgc_proto::registry::v1::{AnnualFigure, Company};
+
+    use super::*;
+    use crate::model::Names;
+
+    fn reporting(name: &str, years: &[i32]) -> CompanyInfo {
+        let company = Company {
+            name: name.into(),
+            annual_figures: years
+                .iter()
+                .map(|&year| AnnualFigure {
+                    year,
+                    revenue_cny: 100,
+                    output_value_cny: 10,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        CompanyInfo::from_proto(&company, &mut Names::default())
+    }
+
+    /// A year's entry counts the companies listing it, and goes when the
+    /// last of them does.
+    #[test]
+    fn a_year_counts_the_companies_that_list_it() {
+        let (a, b) = (
+            reporting("companies/a", &[2023, 2024]),
+            reporting("companies/b", &[2023]),
+        );
+        let mut agg = Agg::default();
+        agg.add_company(&a, 1);
+        agg.add_company(&b, 1);
+        assert_eq!(agg.figures[&2023].companies, 2);
+        assert_eq!(agg.figures[&2023].revenue, 200);
+        assert_eq!(agg.figures[&2024].companies, 1);
+        agg.add_company(&a, -1);
+        assert_eq!(agg.figures[&2023].companies, 1);
+        assert!(!agg.figures.contains_key(&2024));
+    }
+
+    /// Merging two buckets gives what one bucket holding both sides'
+    /// companies holds, the relocations out of a region included.
+    #[test]
+    fn a_merge_adds_up_both_sides() {
+        let (a, b) = (
+            reporting("companies/a", &[2023, 2024]),
+            reporting("companies/b", &[2023]),
+        );
+        let mut left = Agg::default();
+        left.add_company(&a, 1);
+        left.relocated_out = 3;
+        let mut right = Agg::default();
+        right.add_company(&b, 1);
+        right.relocated_out = 2;
+        let mut both = Agg::default();
+        both.add_company(&a, 1);
+        both.add_company(&b, 1);
+        both.relocated_out = 5;
+        left.merge(&right);
+        assert_eq!(left, both);
+    }
+}

@@ -95,7 +95,9 @@ impl Engine {
         let mut queue = vec![name];
         while let Some(p) = queue.pop() {
             for child in self.park_children.get(p).into_iter().flatten() {
-                if self.parks.contains_key(child) && seen.insert(child) {
+                // Every child is an existing park: a park leaves its
+                // parent's children when it is deleted or moved.
+                if seen.insert(child) {
                     out.push(child);
                     queue.push(child);
                 }
@@ -208,7 +210,7 @@ impl Engine {
             for id in info.buckets(name) {
                 self.bucket(id).parks += 1;
             }
-            if !info.parent.is_empty() && info.parent != name {
+            if links_to_parent(&info.parent, name) {
                 self.park_children
                     .entry(info.parent.clone())
                     .or_default()
@@ -261,7 +263,7 @@ impl Engine {
             let info = CompanyInfo::from_proto(c, &mut self.names);
             self.contribute(&info, 1);
             let parent = info.place.parent.clone();
-            if !parent.is_empty() && *parent != *name {
+            if links_to_parent(&parent, name) {
                 self.branches_of
                     .entry(parent.to_string())
                     .or_default()
@@ -310,7 +312,7 @@ impl Engine {
     /// Adds or removes branch `child`'s footprint in the buckets of its
     /// parent `parent`, if both exist.
     fn footprint(&mut self, child: &str, parent: &str, sign: i64) {
-        if parent.is_empty() || parent == child {
+        if !links_to_parent(parent, child) {
             return;
         }
         let (Some(p), Some(c)) = (self.companies.get(parent), self.companies.get(child)) else {
@@ -334,6 +336,14 @@ impl Engine {
             }
         }
     }
+}
+
+/// Whether `parent`, named as the parent of `child`, makes a link that
+/// counts: a name, and not the child's own (the registry refuses a
+/// self-parent; the engine ignores one rather than count a park among its
+/// own affiliates or a company among its own branches).
+fn links_to_parent(parent: &str, child: &str) -> bool {
+    !parent.is_empty() && parent != child
 }
 
 fn park_of(e: &Entity) -> Option<&zgc_proto::registry::v1::Park> {
@@ -380,6 +390,39 @@ mod tests {
             employees,
             ..Default::default()
         })
+    }
+
+    #[test]
+    fn only_another_entity_named_as_parent_is_a_link() {
+        assert!(links_to_parent("parks/zgc", "parks/baoding"));
+        assert!(!links_to_parent("", "parks/baoding"));
+        assert!(!links_to_parent("parks/zgc", "parks/zgc"));
+    }
+
+    /// A company naming itself as its parent (which the registry refuses)
+    /// is counted as a branch, as any company naming a parent is, but it
+    /// is no branch of its own: no footprint comes of it.
+    #[test]
+    fn a_company_that_names_itself_as_parent_has_no_footprint() {
+        let mut engine = Engine::new();
+        let own = Company {
+            name: "companies/a".into(),
+            parent_company: "companies/a".into(),
+            location: Some(zgc_proto::types::v1::Location {
+                province: "Hebei".into(),
+                city: "Baoding".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        engine
+            .apply(&created(1, entity::Kind::Company(own)))
+            .unwrap();
+        assert!(!engine.buckets.is_empty());
+        for agg in engine.buckets.values() {
+            assert_eq!(agg.branches, 1);
+            assert!(agg.footprint.is_empty(), "{agg:?}");
+        }
     }
 
     /// A park with affiliates gets its tree bucket at the end of the batch
