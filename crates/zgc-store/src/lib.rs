@@ -24,6 +24,7 @@ mod pending;
 mod plan;
 mod read;
 mod resident;
+mod rules;
 mod snapshot;
 mod writer;
 
