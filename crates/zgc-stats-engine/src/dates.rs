@@ -197,4 +197,36 @@ mod tests {
         assert!(Window::parse(Some(&d(2017, 0, 3)), None, "s", "e").is_err());
         assert!(Window::parse(Some(&d(1700, 0, 0)), None, "s", "e").is_err());
     }
+
+    #[test]
+    fn months_have_the_calendar_s_days_and_leap_years_follow_the_gregorian_rule() {
+        let days: Vec<i32> = (1..=12).map(|m| days_in_month(2023, m)).collect();
+        assert_eq!(days, [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]);
+        for (year, february) in [(2024, 29), (2023, 28), (2000, 29), (1900, 28), (2100, 28)] {
+            assert_eq!(days_in_month(year, 2), february, "February {year}");
+        }
+    }
+
+    #[test]
+    fn a_date_is_none_only_when_all_zero_and_each_part_is_checked() {
+        let d = |y, m, dd| Date {
+            year: y,
+            month: m,
+            day: dd,
+        };
+        let none = Window::parse(Some(&d(0, 0, 0)), None, "s", "e").unwrap();
+        assert!(!none.is_set());
+        assert!(Window::parse(Some(&d(0, 0, 5)), None, "s", "e").is_err());
+        assert!(Window::parse(Some(&d(0, 3, 0)), None, "s", "e").is_err());
+        assert!(Window::parse(Some(&d(2017, 1, -1)), None, "s", "e").is_err());
+        assert!(Window::parse(Some(&d(2017, 4, 31)), None, "s", "e").is_err());
+        assert!(Window::parse(Some(&d(2016, 2, 29)), None, "s", "e").is_ok());
+        // A window of one day is a window.
+        let day = Window::parse(Some(&d(2016, 7, 1)), Some(&d(2016, 7, 1)), "s", "e").unwrap();
+        assert!(day.admits(Some(Ymd {
+            year: 2016,
+            month: 7,
+            day: 1
+        })));
+    }
 }
