@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use tonic::Code;
 use zgc_proto::registry::v1::*;
 use zgc_tests::fixtures::{reason, revision_header, violation_fields};
-use zgc_tests::{Registry, company, date, loc, park, request_id};
+use zgc_tests::{Backend, company, date, loc, on_both_backends, park, request_id};
 
 type Client = registry_service_client::RegistryServiceClient<tonic::transport::Channel>;
 
@@ -39,9 +39,8 @@ fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
     })
 }
 
-#[tokio::test]
-async fn create_get_and_server_generated_ids() {
-    let r = Registry::start().await;
+async fn create_get_and_server_generated_ids(backend: Backend) {
+    let r = backend.start(|_| {}).await;
     let mut c = r.client().await;
     let p = create_park(
         &mut c,
@@ -99,9 +98,8 @@ async fn create_get_and_server_generated_ids() {
     assert!(revision_header(err.metadata()).is_some());
 }
 
-#[tokio::test]
-async fn company_location_is_copied_from_its_park() {
-    let r = Registry::start().await;
+async fn company_location_is_copied_from_its_park(backend: Backend) {
+    let r = backend.start(|_| {}).await;
     let mut c = r.client().await;
     create_park(
         &mut c,
@@ -118,9 +116,8 @@ async fn company_location_is_copied_from_its_park() {
     assert_eq!(created.location, loc("Hebei", "Shijiazhuang"));
 }
 
-#[tokio::test]
-async fn already_exists_not_found_and_missing_references() {
-    let r = Registry::start().await;
+async fn already_exists_not_found_and_missing_references(backend: Backend) {
+    let r = backend.start(|_| {}).await;
     let mut c = r.client().await;
     create_park(&mut c, "p", park("P", "Hebei", "Baoding")).await;
     let err = c
@@ -165,9 +162,8 @@ async fn already_exists_not_found_and_missing_references() {
     assert_eq!(err.code(), Code::FailedPrecondition);
 }
 
-#[tokio::test]
-async fn invalid_fields_get_one_violation_each() {
-    let r = Registry::start().await;
+async fn invalid_fields_get_one_violation_each(backend: Backend) {
+    let r = backend.start(|_| {}).await;
     let mut c = r.client().await;
     let bad = Company {
         display_name: " ".into(),
@@ -216,9 +212,8 @@ async fn invalid_fields_get_one_violation_each() {
     assert_eq!(violation_fields(&err), vec!["name"]);
 }
 
-#[tokio::test]
-async fn updates_follow_masks_and_etags() {
-    let r = Registry::start().await;
+async fn updates_follow_masks_and_etags(backend: Backend) {
+    let r = backend.start(|_| {}).await;
     let mut c = r.client().await;
     let mut co = company("Shenyue", "Beijing", "Beijing");
     co.employees = 1500;
@@ -341,9 +336,8 @@ async fn updates_follow_masks_and_etags() {
     assert_eq!(err.code(), Code::NotFound);
 }
 
-#[tokio::test]
-async fn parent_cycles_are_refused() {
-    let r = Registry::start().await;
+async fn parent_cycles_are_refused(backend: Backend) {
+    let r = backend.start(|_| {}).await;
     let mut c = r.client().await;
     create_park(&mut c, "zgc", park("Zhongguancun", "Beijing", "Beijing")).await;
     let mut child = park("Binhai", "Tianjin", "Tianjin");
@@ -397,9 +391,8 @@ async fn parent_cycles_are_refused() {
     assert_eq!(err.code(), Code::InvalidArgument);
 }
 
-#[tokio::test]
-async fn deletes_check_references_and_etags() {
-    let r = Registry::start().await;
+async fn deletes_check_references_and_etags(backend: Backend) {
+    let r = backend.start(|_| {}).await;
     let mut c = r.client().await;
     let zgc = create_park(&mut c, "zgc", park("Zhongguancun", "Beijing", "Beijing")).await;
     let mut child = park("Baoding", "Hebei", "Baoding");
@@ -480,9 +473,8 @@ async fn deletes_check_references_and_etags() {
     assert_eq!(err.code(), Code::NotFound);
 }
 
-#[tokio::test]
-async fn batch_create_is_atomic_and_may_reference_itself() {
-    let r = Registry::start().await;
+async fn batch_create_is_atomic_and_may_reference_itself(backend: Backend) {
+    let r = backend.start(|_| {}).await;
     let mut c = r.client().await;
     let entry = |id: &str, parent: &str| {
         let mut co = company(id, "Tianjin", "Tianjin");
@@ -572,9 +564,8 @@ async fn batch_create_is_atomic_and_may_reference_itself() {
     assert_eq!(err.code(), Code::InvalidArgument);
 }
 
-#[tokio::test]
-async fn batch_get_keeps_order_and_fails_on_a_missing_name() {
-    let r = Registry::start().await;
+async fn batch_get_keeps_order_and_fails_on_a_missing_name(backend: Backend) {
+    let r = backend.start(|_| {}).await;
     let mut c = r.client().await;
     for id in ["a", "b", "c"] {
         create_company(&mut c, id, company(id, "Hebei", "Baoding")).await;
@@ -614,9 +605,7 @@ async fn batch_get_keeps_order_and_fails_on_a_missing_name() {
     assert_eq!(err.code(), Code::InvalidArgument);
 }
 
-#[tokio::test]
-async fn request_ids_make_creates_idempotent_across_restarts() {
-    let dir = tempfile::tempdir().unwrap();
+async fn request_ids_make_creates_idempotent_across_restarts(backend: Backend) {
     let rid = request_id();
     let req = CreateCompanyRequest {
         company: Some(company("Once", "Hebei", "Baoding")),
@@ -624,7 +613,7 @@ async fn request_ids_make_creates_idempotent_across_restarts() {
         request_id: rid.clone(),
     };
     let first = {
-        let r = Registry::start_in(dir.path(), |_| {}).await;
+        let r = backend.start(|_| {}).await;
         let mut c = r.client().await;
         let first = c.create_company(req.clone()).await.unwrap().into_inner();
         let again = c.create_company(req.clone()).await.unwrap().into_inner();
@@ -632,7 +621,7 @@ async fn request_ids_make_creates_idempotent_across_restarts() {
         r.stop().await;
         first
     };
-    let r = Registry::start_in(dir.path(), |_| {}).await;
+    let r = backend.start(|_| {}).await;
     let mut c = r.client().await;
     let after_restart = c.create_company(req.clone()).await.unwrap().into_inner();
     assert_eq!(after_restart, first);
@@ -667,9 +656,8 @@ async fn request_ids_make_creates_idempotent_across_restarts() {
     r.stop().await;
 }
 
-#[tokio::test]
-async fn list_filters_orders_and_counts() {
-    let r = Registry::start().await;
+async fn list_filters_orders_and_counts(backend: Backend) {
+    let r = backend.start(|_| {}).await;
     let mut c = r.client().await;
     create_park(&mut c, "luquan", park("Luquan", "Hebei", "Shijiazhuang")).await;
     let specs = [
@@ -790,9 +778,8 @@ async fn list_filters_orders_and_counts() {
     assert_eq!(parks.total_size, 1);
 }
 
-#[tokio::test]
-async fn page_tokens_are_bound_and_tamper_proof() {
-    let r = Registry::start().await;
+async fn page_tokens_are_bound_and_tamper_proof(backend: Backend) {
+    let r = backend.start(|_| {}).await;
     let mut c = r.client().await;
     for i in 0..5 {
         create_company(&mut c, &format!("c{i}"), company("C", "Hebei", "Baoding")).await;
@@ -852,9 +839,8 @@ async fn page_tokens_are_bound_and_tamper_proof() {
 
 /// Pages through every order while other clients create and delete: no
 /// item twice, and every item that existed throughout is seen.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paging_while_others_write_never_duplicates_or_skips() {
-    let r = Registry::start().await;
+async fn paging_while_others_write_never_duplicates_or_skips(backend: Backend) {
+    let r = backend.start(|_| {}).await;
     let mut c = r.client().await;
     let mut stable = BTreeSet::new();
     for i in 0..60 {
@@ -929,9 +915,8 @@ async fn paging_while_others_write_never_duplicates_or_skips() {
 /// Items whose sort fields change between pages, in both directions across
 /// the cursor: every page shows the listing as of the first page, so each
 /// item comes exactly once.
-#[tokio::test]
-async fn paging_is_consistent_while_sort_fields_change() {
-    let r = Registry::start().await;
+async fn paging_is_consistent_while_sort_fields_change(backend: Backend) {
+    let r = backend.start(|_| {}).await;
     let mut c = r.client().await;
     for i in 0..40 {
         let mut co = company(&format!("C{i:02}"), "Hebei", "Baoding");
@@ -992,9 +977,8 @@ async fn paging_is_consistent_while_sort_fields_change() {
     assert_eq!(now.total_size, 40 - 7);
 }
 
-#[tokio::test]
-async fn a_page_token_older_than_the_history_expires_cleanly() {
-    let r = Registry::start_with(|c| c.retention = 3).await;
+async fn a_page_token_older_than_the_history_expires_cleanly(backend: Backend) {
+    let r = backend.start(|c| c.retention = 3).await;
     let mut c = r.client().await;
     for i in 0..4 {
         create_company(&mut c, &format!("c{i}"), company("C", "Hebei", "Baoding")).await;
@@ -1021,3 +1005,21 @@ async fn a_page_token_older_than_the_history_expires_cleanly() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(reason(&err).as_deref(), Some("PAGE_TOKEN_EXPIRED"));
 }
+
+on_both_backends!(
+    create_get_and_server_generated_ids,
+    company_location_is_copied_from_its_park,
+    already_exists_not_found_and_missing_references,
+    invalid_fields_get_one_violation_each,
+    updates_follow_masks_and_etags,
+    parent_cycles_are_refused,
+    deletes_check_references_and_etags,
+    batch_create_is_atomic_and_may_reference_itself,
+    batch_get_keeps_order_and_fails_on_a_missing_name,
+    request_ids_make_creates_idempotent_across_restarts,
+    list_filters_orders_and_counts,
+    page_tokens_are_bound_and_tamper_proof,
+    paging_while_others_write_never_duplicates_or_skips,
+    paging_is_consistent_while_sort_fields_change,
+    a_page_token_older_than_the_history_expires_cleanly,
+);

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -34,6 +35,83 @@ pub struct Registry {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), zgc_registry::ServeError>>>,
     _temp: Option<tempfile::TempDir>,
+    /// The etcd cluster it keeps its data in, kept running while it runs.
+    _etcd: Option<Arc<etcd::EtcdCluster>>,
+}
+
+/// Where a registry keeps its data: a sled directory or a 3-member etcd
+/// cluster. Registries started on the same backend one after another
+/// serve the same data (a restart); on etcd, at the same time too (two
+/// replicas).
+pub enum Backend {
+    /// A sled data directory.
+    Sled(tempfile::TempDir),
+    /// An etcd cluster.
+    Etcd(Arc<etcd::EtcdCluster>),
+}
+
+impl Backend {
+    /// A fresh sled data directory.
+    pub fn sled() -> Self {
+        Backend::Sled(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// A fresh 3-member etcd cluster.
+    pub async fn etcd() -> Self {
+        Backend::Etcd(Arc::new(etcd::EtcdCluster::start(3).await))
+    }
+
+    /// The etcd cluster, if on etcd.
+    pub fn cluster(&self) -> Option<&etcd::EtcdCluster> {
+        match self {
+            Backend::Sled(_) => None,
+            Backend::Etcd(cluster) => Some(cluster),
+        }
+    }
+
+    /// Starts a registry on this backend's data, with `tweak` applied to
+    /// the default configuration.
+    pub async fn start(&self, tweak: impl FnOnce(&mut Config)) -> Registry {
+        match self {
+            Backend::Sled(dir) => Registry::start_in(dir.path(), tweak).await,
+            Backend::Etcd(cluster) => {
+                let scratch = tempfile::tempdir().expect("temp dir");
+                let endpoints = cluster.endpoints();
+                let mut registry = Registry::start_in(scratch.path(), |c| {
+                    c.etcd.endpoints = endpoints;
+                    tweak(c);
+                })
+                .await;
+                registry._temp = Some(scratch);
+                registry._etcd = Some(cluster.clone());
+                registry
+            }
+        }
+    }
+}
+
+/// Generates, for each `async fn name(backend: Backend)` named, a test of
+/// it on sled (`on_sled::name`) and one on etcd (`on_etcd::name`).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod on_sled {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::Backend::sled()).await
+                }
+            )*
+        }
+        mod on_etcd {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::Backend::etcd().await).await
+                }
+            )*
+        }
+    };
 }
 
 impl Registry {
@@ -114,6 +192,7 @@ impl Registry {
                         stop: Some(stop),
                         task: Some(task),
                         _temp: None,
+                        _etcd: None,
                     };
                 }
                 ended = &mut task => match ended.expect("serve task") {

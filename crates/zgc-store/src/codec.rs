@@ -32,6 +32,11 @@ pub struct RequestRecord {
     /// The revision that answered it; its change-log events hold the result.
     #[prost(uint64, tag = "2")]
     pub revision: u64,
+    /// On etcd, the entities it made, as `p/<id>` or `c/<id>`: a replica
+    /// whose change log starts after `revision` reads them from etcd's
+    /// history at that revision instead.
+    #[prost(string, repeated, tag = "3")]
+    pub entities: Vec<String>,
 }
 
 pub fn decode_request(bytes: &[u8]) -> Result<RequestRecord, StoreError> {

@@ -93,6 +93,9 @@ pub enum StoreError {
         /// What failed.
         source: Box<StoreError>,
     },
+    /// The store's configuration cannot be used.
+    #[error("invalid store configuration: {0}")]
+    Config(String),
     /// sled failed other than by I/O (e.g. it found its files corrupt).
     #[error("storage error: {0}")]
     Storage(sled::Error),

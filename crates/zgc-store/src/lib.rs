@@ -17,6 +17,7 @@
 
 mod codec;
 mod error;
+mod etcd;
 mod indexes;
 mod keys;
 mod log;
@@ -35,6 +36,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use error::StoreError;
+pub use etcd::EtcdConfig;
 pub use indexes::{IndexStats, IndexedPage};
 pub use read::{ChangeBatch, EntityIter};
 pub use snapshot::{Snapshot, SnapshotOf};
@@ -193,8 +195,46 @@ pub struct WriteOutcome {
 }
 
 pub(crate) struct Job {
-    write: Write,
+    work: Work,
     reply: oneshot::Sender<Result<WriteOutcome, StoreError>>,
+}
+
+/// What the writer is asked to store.
+pub(crate) enum Work {
+    /// A client's write, checked by the rules and given the next revision.
+    Client(Box<Write>),
+    /// Changes another store already committed at their own revision (the
+    /// etcd backend's mirror, `etcd/mirror.rs`), stored as they are.
+    Mirror(Mirrored),
+}
+
+impl Work {
+    /// How many entities the work creates or changes.
+    pub(crate) fn entities(&self) -> usize {
+        match self {
+            Work::Client(write) => write.entities(),
+            Work::Mirror(mirrored) => mirrored.changes.len().max(1),
+        }
+    }
+}
+
+/// Changes committed elsewhere at `revision`, to store as they are.
+pub(crate) struct Mirrored {
+    /// The revision they were committed at: at least the store's.
+    pub(crate) revision: u64,
+    /// The parks and companies changed, in order, stamped with the
+    /// revision each was last changed at.
+    pub(crate) changes: Vec<rules::Change>,
+    /// Idempotency records committed with them, by request ID.
+    pub(crate) requests: Vec<(String, codec::RequestRecord)>,
+    /// Request IDs forgotten.
+    pub(crate) forgotten: Vec<String>,
+    /// Whether the changes go to the change log (not when loading a
+    /// snapshot of the state).
+    pub(crate) events: bool,
+    /// Every revision up to this one has left the change log (set when a
+    /// load completes: the log starts after the loaded state).
+    pub(crate) compact_to: Option<u64>,
 }
 
 pub(crate) enum Msg {
@@ -301,6 +341,9 @@ pub struct Store {
     inner: Arc<Inner>,
     jobs: mpsc::Sender<Msg>,
     writer: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+    /// On etcd: the cluster, and the mirror that keeps this store a
+    /// replica of it (`etcd/`). `None` for a store of its own on sled.
+    etcd: Option<Arc<etcd::Backend>>,
 }
 
 /// How many writes may queue for the writer before callers wait.
@@ -309,7 +352,28 @@ const QUEUE_DEPTH: usize = 1024;
 impl Store {
     /// Opens (or creates) the store. Fails when another process holds it.
     pub fn open(config: StoreConfig) -> Result<Self, StoreError> {
-        let opened = writer::open(&config, 1)?;
+        Self::open_local(config, None)
+    }
+
+    /// Opens a replica of the registry kept in an etcd cluster (see
+    /// [`EtcdConfig`]): loads it, then follows it. Reads are served from
+    /// the replica, writes go to etcd.
+    pub async fn open_etcd(config: EtcdConfig) -> Result<Self, StoreError> {
+        etcd::open(config).await
+    }
+
+    /// Opens the sled store at `config.path`; with `identity`, it takes
+    /// that store id and page-token secret instead of its own (an etcd
+    /// replica's are the cluster's).
+    fn open_local(
+        config: StoreConfig,
+        identity: Option<(String, [u8; 32])>,
+    ) -> Result<Self, StoreError> {
+        let mut opened = writer::open(&config, 1)?;
+        if let Some((store_id, secret)) = identity {
+            opened.store_id = store_id;
+            opened.page_token_secret = secret;
+        }
 
         let inner = Arc::new(Inner {
             current: RwLock::new(None),
@@ -327,6 +391,7 @@ impl Store {
             inner,
             jobs,
             writer: Arc::new(std::sync::Mutex::new(Some(handle))),
+            etcd: None,
         })
     }
 
@@ -364,12 +429,33 @@ impl Store {
     /// Applies a write; returns once it is durable (per the configured
     /// durability) or has failed.
     pub async fn write(&self, write: Write) -> Result<WriteOutcome, StoreError> {
+        if let Some(etcd) = &self.etcd {
+            return etcd.write(self, write).await;
+        }
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Msg::Write(Box::new(Job { write, reply })))
+            .send(Msg::Write(Box::new(Job {
+                work: Work::Client(Box::new(write)),
+                reply,
+            })))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Waits until this store holds every write committed before the call
+    /// (on etcd: etcd's current revision, read from a quorum; a sled store
+    /// always does); the revision it holds.
+    pub async fn sync(&self) -> Result<u64, StoreError> {
+        match &self.etcd {
+            Some(etcd) => etcd.sync(self).await,
+            None => Ok(self.revision()),
+        }
+    }
+
+    /// Whether the store is a replica of an etcd cluster.
+    pub fn is_etcd(&self) -> bool {
+        self.etcd.is_some()
     }
 
     /// The last durable revision.
@@ -445,6 +531,9 @@ impl Store {
     /// Stops the writer after the writes queued before it, flushes, and
     /// marks a clean shutdown. Later writes fail with [`StoreError::Closed`].
     pub async fn close(&self) -> Result<(), StoreError> {
+        if let Some(etcd) = &self.etcd {
+            etcd.stop();
+        }
         let (reply, answer) = oneshot::channel();
         if self.jobs.send(Msg::Stop(reply)).await.is_err() {
             return Ok(()); // already stopped

@@ -16,7 +16,7 @@ use crate::keys::{self, id_of};
 use crate::log;
 use crate::pending::{View, WriteSet};
 use crate::rules::{self, Change, Decision, State, company_entity, park_entity};
-use crate::{RequestKey, StoreError, Write, WriteOutcome};
+use crate::{Mirrored, RequestKey, StoreError, Write, WriteOutcome};
 
 /// What to do with a write.
 pub enum Plan {
@@ -113,8 +113,70 @@ pub fn plan(
     ))
 }
 
+/// Stores changes another store committed at `mirrored.revision` (the etcd
+/// backend's mirror): each change's `before` is what this store holds,
+/// the rest as for a client's write, with no rule checked (they held where
+/// the changes were committed).
+pub(crate) fn mirror(view: View<'_>, mirrored: Mirrored, current: u64) -> Result<Plan, StoreError> {
+    if mirrored.revision < current {
+        return Err(StoreError::Corrupt(format!(
+            "mirrored revision {} is behind the store's {current}",
+            mirrored.revision
+        )));
+    }
+    let mut b = Builder {
+        view,
+        revision: mirrored.revision,
+        set: WriteSet::default(),
+        events: Vec::with_capacity(mirrored.changes.len()),
+        parks: 0,
+        companies: 0,
+    };
+    for change in mirrored.changes {
+        let change = match change {
+            Change::Park { id, after, .. } => Change::Park {
+                before: b.view.park(&id)?,
+                id,
+                after,
+            },
+            Change::Company { id, after, .. } => Change::Company {
+                before: b.view.company(&id)?,
+                id,
+                after,
+            },
+        };
+        if change.is_noop() {
+            continue;
+        }
+        b.store(change)?;
+    }
+    if !mirrored.events {
+        b.events.clear();
+    }
+    for (request_id, record) in mirrored.requests {
+        b.record_request(&request_id, record);
+    }
+    for request_id in mirrored.forgotten {
+        b.set.requests.remove(keys::request_key(&request_id));
+    }
+    if let Some(compact_to) = mirrored.compact_to {
+        b.set
+            .meta
+            .insert(keys::META_COMPACT_REVISION, &compact_to.to_be_bytes());
+    }
+    b.finish(None)?;
+    Ok(Plan::Commit(
+        Box::new(b.set),
+        WriteOutcome {
+            revision: mirrored.revision,
+            entities: Vec::new(),
+            replayed: false,
+        },
+    ))
+}
+
 /// The original outcome of the request `revision` answered.
-fn replay(view: View<'_>, revision: u64) -> Result<WriteOutcome, StoreError> {
+pub(crate) fn replay(view: View<'_>, revision: u64) -> Result<WriteOutcome, StoreError> {
     let mut entities = Vec::new();
     let start = keys::change_key(revision, 0);
     let end = keys::change_key(revision + 1, 0);
@@ -197,6 +259,19 @@ impl Builder<'_> {
                 Ok(after)
             }
         }
+    }
+
+    /// Keeps the idempotency record of `request_id`, answered by this
+    /// revision.
+    fn record_request(&mut self, request_id: &str, mut record: RequestRecord) {
+        record.revision = self.revision;
+        self.set
+            .requests
+            .insert(keys::request_key(request_id), record.encode_to_vec());
+        self.set.requests.insert(
+            &keys::request_by_revision_key(self.revision)[..],
+            request_id.as_bytes(),
+        );
     }
 
     fn push_event(
@@ -297,16 +372,9 @@ impl Builder<'_> {
         if let Some(request) = request {
             let record = RequestRecord {
                 fingerprint: request.fingerprint.clone(),
-                revision: self.revision,
+                ..Default::default()
             };
-            self.set.requests.insert(
-                keys::request_key(&request.request_id),
-                record.encode_to_vec(),
-            );
-            self.set.requests.insert(
-                &keys::request_by_revision_key(self.revision)[..],
-                request.request_id.as_bytes(),
-            );
+            self.record_request(&request.request_id, record);
         }
         self.set
             .meta

@@ -55,6 +55,14 @@ pub(crate) enum Change {
 }
 
 impl Change {
+    /// Whether it changes nothing: absent before and after.
+    pub(crate) fn is_noop(&self) -> bool {
+        match self {
+            Change::Park { before, after, .. } => before.is_none() && after.is_none(),
+            Change::Company { before, after, .. } => before.is_none() && after.is_none(),
+        }
+    }
+
     /// What kind of change it is.
     pub(crate) fn kind(&self) -> ChangeType {
         let (before, after) = match self {

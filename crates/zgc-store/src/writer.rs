@@ -20,7 +20,7 @@ use crate::pending::{View, WriteSet};
 use crate::plan::{self, Plan};
 use crate::resident::{Entry, Resident};
 use crate::{
-    Durability, Generation, Inner, Job, Msg, StoreConfig, StoreError, StoreStatus, Trees,
+    Durability, Generation, Inner, Job, Msg, StoreConfig, StoreError, StoreStatus, Trees, Work,
     WriteOutcome,
 };
 
@@ -458,7 +458,7 @@ impl Writer {
             let mut stop = None;
             match first {
                 Msg::Write(job) => {
-                    entities += job.write.entities();
+                    entities += job.work.entities();
                     group.push(*job);
                 }
                 Msg::Stop(reply) => stop = Some(reply),
@@ -466,7 +466,7 @@ impl Writer {
             while stop.is_none() && group.len() < MAX_GROUP && entities < MAX_GROUP_ENTITIES {
                 match rx.try_recv() {
                     Ok(Msg::Write(job)) => {
-                        entities += job.write.entities();
+                        entities += job.work.entities();
                         group.push(*job);
                     }
                     Ok(Msg::Stop(reply)) => stop = Some(reply),
@@ -558,26 +558,35 @@ impl Writer {
         let generation = &current.generation;
         let base = generation.applied.load(Ordering::Acquire);
         let mut revision = base;
+        let mut wrote = false;
+        let mut compact_to = None;
         let mut pending = WriteSet::default();
         let mut answers: Vec<(Reply, Result<WriteOutcome, StoreError>)> =
             Vec::with_capacity(group.len());
-        for Job { write, reply } in group {
+        for Job { work, reply } in group {
             let view = View {
                 trees: &generation.trees,
                 pending: &pending,
             };
-            let result = match plan::plan(view, write, revision + 1, now()) {
+            let planned = match work {
+                Work::Client(write) => plan::plan(view, *write, revision + 1, now()),
+                Work::Mirror(mirrored) => {
+                    compact_to = mirrored.compact_to.or(compact_to);
+                    plan::mirror(view, mirrored, revision)
+                }
+            };
+            let result = match planned {
                 Ok(Plan::Replay(outcome)) => Ok(outcome),
                 Ok(Plan::Commit(set, outcome)) => {
                     pending.absorb(*set);
-                    revision += 1;
+                    revision = outcome.revision;
+                    wrote = true;
                     Ok(outcome)
                 }
                 Err(e) => Err(e),
             };
             answers.push((reply, result));
         }
-        let wrote = revision > base;
         // A read that failed in storage (not a write's own logic) means
         // sled has stopped working: the generation is over.
         let failed_in_storage = answers.iter().find_map(|(_, r)| match r {
@@ -600,6 +609,11 @@ impl Writer {
         }
         match durable {
             Ok(()) => {
+                if let Some(compact_to) = compact_to {
+                    self.inner
+                        .compact_revision
+                        .fetch_max(compact_to, Ordering::AcqRel);
+                }
                 if wrote {
                     self.inner.publish_durable(revision);
                 }
@@ -758,7 +772,7 @@ fn transaction_error(e: sled::transaction::TransactionError<()>) -> StoreError {
     }
 }
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     let d = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();

@@ -34,15 +34,19 @@ impl From<DurabilityArg> for zgc_store::Durability {
 #[command(
     name = "zgc-registry",
     version,
-    about = "The zgc registry: parks and companies over gRPC, stored in sled."
+    about = "The zgc registry: parks and companies over gRPC, stored in sled or in an etcd cluster."
 )]
 pub struct Config {
     /// Address to serve gRPC on.
     #[arg(long, env = "ZGC_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
-    /// Directory of the sled database (created if missing).
+    /// Directory of the sled database (created if missing). Not used with
+    /// `--etcd-endpoints`.
     #[arg(long, env = "ZGC_DATA_DIR", default_value = "./zgc-data/registry")]
     pub data_dir: PathBuf,
+    /// Keep the registry in an etcd cluster instead (see below).
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
     /// How writes are made durable before they are acknowledged.
     #[arg(long, env = "ZGC_DURABILITY", value_enum, default_value_t = DurabilityArg::Fsync)]
     pub durability: DurabilityArg,
@@ -98,6 +102,79 @@ pub struct Config {
     /// Flags every zgc server takes.
     #[command(flatten)]
     pub server: ServerArgs,
+}
+
+/// The etcd backend's flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct EtcdArgs {
+    /// Keep the registry in an etcd cluster (3.4 or later) instead of
+    /// sled: its members' client URLs, comma-separated
+    /// (`http://host:2379`, or `https://` for TLS). Every registry started
+    /// with the same endpoints and prefix serves the same registry, so
+    /// replicas scale out; each keeps a copy in memory, fed by etcd's
+    /// watch, and serves reads from it. etcd needs `--max-txn-ops 4096`
+    /// and `--max-request-bytes 16777216` for batches of 1,000 companies
+    /// (deploy/README.md).
+    #[arg(
+        long = "etcd-endpoints",
+        env = "ZGC_ETCD_ENDPOINTS",
+        value_delimiter = ','
+    )]
+    pub endpoints: Vec<String>,
+    /// The prefix of the registry's keys in etcd: registries sharing a
+    /// cluster use different ones.
+    #[arg(long = "etcd-prefix", env = "ZGC_ETCD_PREFIX", default_value = "zgc/")]
+    pub prefix: String,
+    /// etcd user, when etcd's auth is enabled (with
+    /// `--etcd-password-file`).
+    #[arg(long = "etcd-user", env = "ZGC_ETCD_USER", requires = "password_file")]
+    pub user: Option<String>,
+    /// File holding the etcd user's password (its first line).
+    #[arg(
+        long = "etcd-password-file",
+        env = "ZGC_ETCD_PASSWORD_FILE",
+        requires = "user"
+    )]
+    pub password_file: Option<PathBuf>,
+    /// PEM CA certificates to trust for etcd's TLS (instead of the public
+    /// roots).
+    #[arg(long = "etcd-ca", env = "ZGC_ETCD_CA")]
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate for etcd's `--client-cert-auth` (with
+    /// `--etcd-key`).
+    #[arg(long = "etcd-cert", env = "ZGC_ETCD_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of `--etcd-cert`.
+    #[arg(long = "etcd-key", env = "ZGC_ETCD_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
+}
+
+impl EtcdArgs {
+    /// Whether the registry is kept in etcd.
+    pub fn enabled(&self) -> bool {
+        !self.endpoints.is_empty()
+    }
+
+    /// The etcd client's configuration.
+    pub fn client(&self) -> Result<zgc_etcd::Config, String> {
+        let mut config = zgc_etcd::Config::new(self.endpoints.iter().map(|e| e.trim().to_string()));
+        config.tls = zgc_client::ClientTls {
+            ca: self.ca.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            server_name: None,
+        };
+        if let (Some(user), Some(file)) = (&self.user, &self.password_file) {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let password = text.lines().next().unwrap_or_default().to_string();
+            config.credentials = Some(zgc_etcd::Credentials {
+                user: user.clone(),
+                password,
+            });
+        }
+        Ok(config)
+    }
 }
 
 impl Config {

@@ -128,9 +128,10 @@ impl ApiError {
             e @ StoreError::Unavailable(_) => Self::Unavailable(e.to_string()),
             StoreError::Io(e) => Self::Unavailable(format!("storage unavailable: {e}")),
             StoreError::Storage(e) => Self::Unavailable(format!("storage unavailable: {e}")),
-            e @ (StoreError::Corrupt(_) | StoreError::Locked { .. } | StoreError::Open { .. }) => {
-                Self::Internal(e.to_string())
-            }
+            e @ (StoreError::Corrupt(_)
+            | StoreError::Locked { .. }
+            | StoreError::Open { .. }
+            | StoreError::Config(_)) => Self::Internal(e.to_string()),
         }
     }
 }

@@ -34,7 +34,7 @@ use zgc_server::shutdown::Lifecycle;
 
 use tokio_util::sync::CancellationToken;
 
-use zgc_store::{Store, StoreConfig, StoreStatus};
+use zgc_store::{EtcdConfig, Store, StoreConfig, StoreStatus};
 
 impl ServeError {
     /// Whether another store holds the data directory.
@@ -64,6 +64,9 @@ pub enum ServeError {
     /// The server flags could not be applied (TLS files).
     #[error(transparent)]
     Setup(#[from] zgc_server::args::SetupError),
+    /// The etcd flags cannot be used (an unreadable password file).
+    #[error("etcd: {0}")]
+    Etcd(String),
     /// The metrics port could not be bound.
     #[error("metrics endpoint: {0}")]
     Metrics(#[from] std::io::Error),
@@ -105,15 +108,36 @@ pub async fn serve_with(
     store_config.compression = config.store_compression;
     let metrics = zgc_server::metrics::Metrics::new();
     store_config.on_commit = Some(metrics::commit_hook(&metrics));
-    let store = Store::open(store_config)?;
-    tracing::info!(
-        data_dir = %config.data_dir.display(),
-        store_id = store.store_id(),
-        revision = store.revision(),
-        durability = ?config.durability,
-        compressed = store.compressed(),
-        "store open"
-    );
+    let store = if config.etcd.enabled() {
+        // The replica's scratch store goes in the system's temporary
+        // directory: etcd keeps the data.
+        store_config.path = std::env::temp_dir();
+        let store = Store::open_etcd(EtcdConfig {
+            client: config.etcd.client().map_err(ServeError::Etcd)?,
+            prefix: config.etcd.prefix.clone(),
+            local: store_config,
+        })
+        .await?;
+        tracing::info!(
+            endpoints = ?config.etcd.endpoints,
+            prefix = %config.etcd.prefix,
+            store_id = store.store_id(),
+            revision = store.revision(),
+            "store open on etcd"
+        );
+        store
+    } else {
+        let store = Store::open(store_config)?;
+        tracing::info!(
+            data_dir = %config.data_dir.display(),
+            store_id = store.store_id(),
+            revision = store.revision(),
+            durability = ?config.durability,
+            compressed = store.compressed(),
+            "store open"
+        );
+        store
+    };
 
     let (health, health_service) = Health::new(&[SERVICE_NAME]).await;
     let (reflection_v1, reflection_v1alpha) = zgc_server::reflection::services(&[SERVICE_NAME])?;

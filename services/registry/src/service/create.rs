@@ -109,6 +109,8 @@ impl Registry {
         entry_path: &(dyn Fn(usize) -> String + Sync),
     ) -> std::result::Result<(Vec<Company>, u64), ApiError> {
         let mut list = companies_in;
+        // Locations come from the parks as they are now.
+        self.sync().await?;
         for c in &mut list {
             self.fill_location(c)?;
         }

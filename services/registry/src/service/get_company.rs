@@ -40,6 +40,7 @@ impl Registry {
         let Some(id) = validate::parse_name(&name, "companies") else {
             return Err(ApiError::invalid("name", "must be `companies/{id}`").into());
         };
+        self.sync().await?;
         match self.store.get_company_encoded(id).map_err(ApiError::from)? {
             Some(stored) => Ok(Response::new(Encoded::trusted(stored))),
             None => Err(ApiError::NotFound(name).into()),

@@ -86,6 +86,13 @@ impl Registry {
         self.watchers.clone()
     }
 
+    /// Waits until the store holds every write committed before the call
+    /// (on etcd, a replica catches up with the cluster first: KEP-2340's
+    /// consistent read; a sled store always does).
+    pub(crate) async fn sync(&self) -> std::result::Result<u64, ApiError> {
+        self.store.sync().await.map_err(ApiError::from)
+    }
+
     /// One page of a `List*` call: validates the request fields, then
     /// reads the page off the async runtime (it may scan), within the
     /// scan limit.
@@ -97,6 +104,7 @@ impl Registry {
         order_by: &str,
     ) -> std::result::Result<Page<T>, ApiError> {
         let q = Query::parse::<T>(page_size, page_token, filter, order_by, &self.token_key)?;
+        self.sync().await?;
         let store = self.store.clone();
         let key = self.token_key.clone();
         self.scans
@@ -170,6 +178,7 @@ impl RegistryService for Registry {
         let Some(id) = validate::parse_name(&name, "parks") else {
             return Err(ApiError::invalid("name", "must be `parks/{id}`").into());
         };
+        self.sync().await?;
         match self.store.get_park(id).map_err(ApiError::from)? {
             Some(p) => Ok(Response::new(p)),
             None => Err(ApiError::NotFound(name).into()),
@@ -251,6 +260,7 @@ impl RegistryService for Registry {
             validate::check_name(&mut v, &format!("names[{i}]"), n, "companies");
         }
         ensure_valid(v)?;
+        self.sync().await?;
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             let id = validate::parse_name(&name, "companies").unwrap_or_default();
@@ -348,6 +358,7 @@ impl RegistryService for Registry {
         request: Request<WatchChangesRequest>,
     ) -> Result<Self::WatchChangesStream> {
         let start = request.into_inner().start_revision;
+        self.sync().await?;
         let permit = self.watchers.clone().try_acquire_owned().map_err(|_| {
             ApiError::Exhausted {
                 message: format!(

@@ -146,6 +146,7 @@ impl Registry {
         let changed =
             || ApiError::EtagMismatch(format!("{} changed since the etag was read", patch.name()));
         for _ in 0..UPDATE_ATTEMPTS {
+            self.sync().await?;
             let current = T::load(&self.store, &id)
                 .map_err(ApiError::from)?
                 .ok_or_else(|| ApiError::NotFound(patch.name().to_string()))?;
