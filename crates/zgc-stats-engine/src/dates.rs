@@ -137,7 +137,7 @@ fn checked(date: Option<&Date>, field: &str) -> Result<Option<Ymd>, QueryError> 
             "must be between 1 and 12, or 0",
         ));
     }
-    if d.day != 0 && (d.month == 0 || d.day < 0 || d.day > days_in_month(d.year, d.month)) {
+    if d.day != 0 && (d.month == 0 || !(1..=days_in_month(d.year, d.month)).contains(&d.day)) {
         return Err(QueryError::invalid(
             format!("{field}.day"),
             "is not a day of that month",

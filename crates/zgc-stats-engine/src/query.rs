@@ -22,7 +22,7 @@ pub const MAX_PERIODS: usize = 1200;
 pub const MAX_RANK_LIMIT: i32 = 100;
 
 fn sat(v: i128) -> i64 {
-    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+    i64::try_from(v).unwrap_or(if v.is_negative() { i64::MIN } else { i64::MAX })
 }
 
 fn percent(current: i128, previous: i128) -> Option<f64> {
@@ -143,10 +143,11 @@ impl Engine {
         let resolved = self.resolve(scope, "scope")?;
         let agg = self.merged(&resolved.buckets);
 
+        // Counts are never 0 (an entry goes when its count does) nor
+        // negative (events apply to what they say was there).
         let mut origins: Vec<RelocationOrigin> = agg
             .origins
             .iter()
-            .filter(|(_, n)| **n > 0)
             .map(|(k, n)| RelocationOrigin {
                 province: self.names.province(k),
                 company_count: *n,
@@ -160,7 +161,6 @@ impl Engine {
         let mut sectors: Vec<SectorCount> = agg
             .sectors
             .iter()
-            .filter(|(_, n)| **n > 0)
             .map(|(s, n)| SectorCount {
                 sector: s.clone(),
                 company_count: *n,
@@ -174,7 +174,6 @@ impl Engine {
         let founded_by_year = agg
             .founded_years
             .iter()
-            .filter(|(_, n)| **n > 0)
             .map(|(&year, &count)| YearCount { year, count })
             .collect();
         Ok(Summary {
@@ -289,7 +288,7 @@ impl Engine {
                 ));
             }
         }
-        if req.start_year != 0 && req.end_year != 0 && req.start_year > req.end_year {
+        if req.end_year != 0 && req.start_year > req.end_year {
             return Err(QueryError::invalid("end_year", "is before start_year"));
         }
         let window = Window::years(req.start_year, req.end_year);
@@ -312,8 +311,8 @@ impl Engine {
                 .entry((at_level(from, level), at_level(to, level)))
                 .or_default() += n;
         }
-        let mut flows: Vec<((Region, Region), i64)> =
-            groups.into_iter().filter(|(_, n)| *n > 0).collect();
+        // Sums of counts that are never 0 or negative.
+        let mut flows: Vec<((Region, Region), i64)> = groups.into_iter().collect();
         flows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         Ok(flows
             .into_iter()
@@ -340,7 +339,8 @@ impl Engine {
                 *groups.entry(at_level(region, level)).or_default() += n;
             }
         }
-        let mut regions: Vec<(Region, i64)> = groups.into_iter().filter(|(_, n)| *n > 0).collect();
+        // Sums of counts that are never 0 or negative.
+        let mut regions: Vec<(Region, i64)> = groups.into_iter().collect();
         regions.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         Ok(regions
             .into_iter()
@@ -480,10 +480,8 @@ fn periods(start: Ymd, end: Ymd, monthly: bool) -> Result<Vec<(i32, i32)>, Query
             .filter_map(|m| Some((i32::try_from(m / 12).ok()?, i32::try_from(m % 12 + 1).ok()?)))
             .collect())
     } else {
-        let n = usize::try_from(end.year - start.year + 1).unwrap_or(0);
-        if n > MAX_PERIODS {
-            return Err(too_many());
-        }
+        // Years are within 1800..=2200 (`Window::parse`): far fewer than
+        // MAX_PERIODS.
         Ok((start.year..=end.year).map(|y| (y, 0)).collect())
     }
 }
@@ -520,4 +518,153 @@ fn figures(map: &BTreeMap<i32, YearSum>) -> Vec<YearFigures> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use zgc_proto::registry::v1::{ChangeEvent, ChangeType, Entity, Park, entity};
+    use zgc_proto::types::v1::Location;
+
+    use super::*;
+
+    fn park_scope(name: &str, include_affiliates: bool) -> Scope {
+        Scope {
+            selector: Some(scope::Selector::Park(name.into())),
+            include_affiliates,
+        }
+    }
+
+    fn engine_with_an_affiliate() -> Engine {
+        let mut engine = Engine::new();
+        for (name, parent) in [("parks/zgc", ""), ("parks/baoding", "parks/zgc")] {
+            let event = ChangeEvent {
+                revision: 1,
+                r#type: ChangeType::Created as i32,
+                before: None,
+                after: Some(Entity {
+                    kind: Some(entity::Kind::Park(Park {
+                        name: name.into(),
+                        parent_park: parent.into(),
+                        ..Default::default()
+                    })),
+                }),
+            };
+            engine.apply(&event).unwrap();
+        }
+        engine
+    }
+
+    #[test]
+    fn sums_beyond_i64_saturate_towards_their_sign() {
+        assert_eq!(sat(i128::MAX), i64::MAX);
+        assert_eq!(sat(i128::MIN), i64::MIN);
+        assert_eq!(sat(-5), -5);
+    }
+
+    /// A park with affiliates is read from its tree bucket once the batch
+    /// that made it one has ended, from its affiliates' buckets before,
+    /// and from its own bucket alone without `include_affiliates`.
+    #[test]
+    fn a_park_scope_reads_the_buckets_that_are_up_to_date() {
+        let mut engine = engine_with_an_affiliate();
+        let affiliates = |e: &Engine| {
+            e.resolve(Some(&park_scope("parks/zgc", true)), "scope")
+                .unwrap()
+                .buckets
+        };
+        assert_eq!(
+            affiliates(&engine),
+            vec![
+                BucketId::Park("parks/zgc".into()),
+                BucketId::Park("parks/baoding".into())
+            ]
+        );
+        engine.set_revision(1);
+        assert_eq!(
+            affiliates(&engine),
+            vec![BucketId::ParkTree("parks/zgc".into())]
+        );
+        let alone = engine
+            .resolve(Some(&park_scope("parks/zgc", false)), "scope")
+            .unwrap();
+        assert_eq!(alone.buckets, vec![BucketId::Park("parks/zgc".into())]);
+        let leaf = engine
+            .resolve(Some(&park_scope("parks/baoding", true)), "scope")
+            .unwrap();
+        assert_eq!(leaf.buckets, vec![BucketId::Park("parks/baoding".into())]);
+    }
+
+    #[test]
+    fn a_city_scope_needs_both_province_and_city() {
+        let engine = Engine::new();
+        for (province, city) in [("Hebei", ""), ("", "Baoding")] {
+            let scope = Scope {
+                selector: Some(scope::Selector::City(Location {
+                    province: province.into(),
+                    city: city.into(),
+                    ..Default::default()
+                })),
+                include_affiliates: false,
+            };
+            assert!(
+                engine.summary(Some(&scope)).is_err(),
+                "{province:?} {city:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn flows_take_a_window_of_years_that_does_not_end_before_it_starts() {
+        let engine = Engine::new();
+        // The window is checked with no flows to count.
+        let flows = |start_year, end_year| {
+            engine.relocation_flows(&GetRelocationFlowsRequest {
+                level: RegionLevel::Province as i32,
+                start_year,
+                end_year,
+                ..Default::default()
+            })
+        };
+        assert!(flows(2017, 2016).is_err());
+        assert!(flows(2016, 2016).is_ok());
+        assert!(flows(2016, 0).is_ok());
+        assert!(flows(0, 2016).is_ok());
+    }
+
+    #[test]
+    fn a_monthly_series_spans_at_most_max_periods_months() {
+        let engine = Engine::new();
+        let series = |end: Date| {
+            engine.time_series(&GetTimeSeriesRequest {
+                scope: Some(Scope {
+                    selector: Some(scope::Selector::All(true)),
+                    include_affiliates: false,
+                }),
+                metric: SeriesMetric::CompaniesFounded as i32,
+                granularity: Granularity::Month as i32,
+                start: Some(Date {
+                    year: 1900,
+                    month: 1,
+                    day: 0,
+                }),
+                end: Some(end),
+                ..Default::default()
+            })
+        };
+        let hundred_years = series(Date {
+            year: 1999,
+            month: 12,
+            day: 0,
+        })
+        .unwrap();
+        assert_eq!(hundred_years.len(), MAX_PERIODS);
+        assert!(
+            series(Date {
+                year: 2000,
+                month: 1,
+                day: 0,
+            })
+            .is_err()
+        );
+    }
 }
