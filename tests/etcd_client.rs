@@ -71,7 +71,7 @@ async fn revision(client: &Client) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_move_to_a_live_member_when_the_one_in_use_is_killed() {
-    let mut cluster = EtcdCluster::start(3).await;
+    let cluster = EtcdCluster::start(3).await;
     let client = cluster.client();
     create_once(&client, "k/before", "1").await;
     assert_eq!(get(&client, "k/before").await.as_deref(), Some("1"));
@@ -95,7 +95,7 @@ async fn calls_move_to_a_live_member_when_the_one_in_use_is_killed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_moves_to_a_live_member_without_losing_or_repeating_an_event() {
     const KEYS: usize = 120;
-    let mut cluster = EtcdCluster::start(3).await;
+    let cluster = EtcdCluster::start(3).await;
     // The writer prefers member 1, so killing member 0 (the watch's) does
     // not stop the writes while the watch moves.
     let endpoints = cluster.endpoints();

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -41,7 +42,11 @@ impl Member {
 /// An etcd cluster of a few members, stopped and removed when dropped.
 pub struct EtcdCluster {
     dir: tempfile::TempDir,
-    members: Vec<Member>,
+    /// The members; a test kills and restarts them while registries use
+    /// the cluster, so behind a lock.
+    members: Mutex<Vec<Member>>,
+    /// Each member's client URL, in member order.
+    endpoints: Vec<String>,
     initial_cluster: String,
     token: String,
 }
@@ -71,9 +76,10 @@ impl EtcdCluster {
                 .map(|m| format!("{}={}", m.name, m.peer_url()))
                 .collect::<Vec<_>>()
                 .join(",");
-            let mut cluster = Self {
+            let cluster = Self {
                 dir: tempfile::tempdir().unwrap(),
-                members,
+                endpoints: members.iter().map(Member::client_url).collect(),
+                members: Mutex::new(members),
                 initial_cluster,
                 token: uuid::Uuid::new_v4().to_string(),
             };
@@ -88,14 +94,30 @@ impl EtcdCluster {
         panic!("an etcd cluster could not start (its members' logs are above)");
     }
 
+    fn members(&self) -> MutexGuard<'_, Vec<Member>> {
+        self.members
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The members' client URLs, in member order.
     pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(Member::client_url).collect()
+        self.endpoints.clone()
     }
 
     /// The client URL of member `i`.
     pub fn endpoint(&self, i: usize) -> String {
-        self.members[i].client_url()
+        self.endpoints[i].clone()
+    }
+
+    /// The indexes of the members running.
+    fn running(&self) -> Vec<usize> {
+        self.members()
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.child.is_some())
+            .map(|(i, _)| i)
+            .collect()
     }
 
     /// A client of every member, member 0 first.
@@ -107,19 +129,14 @@ impl EtcdCluster {
     /// it.
     pub async fn leader(&self) -> usize {
         let client = self.client();
-        for (i, member) in self.members.iter().enumerate() {
-            if member.child.is_none() {
-                continue;
-            }
-            if let Ok(status) = client.member_status(&member.client_url()).await
+        let running = self.running();
+        for &i in &running {
+            if let Ok(status) = client.member_status(&self.endpoints[i]).await
                 && status.leader != 0
             {
                 let leader = status.leader;
-                for (j, other) in self.members.iter().enumerate() {
-                    if other.child.is_none() {
-                        continue;
-                    }
-                    if let Ok(s) = client.member_status(&other.client_url()).await
+                for &j in &running {
+                    if let Ok(s) = client.member_status(&self.endpoints[j]).await
                         && s.header.as_ref().is_some_and(|h| h.member_id == leader)
                     {
                         return j;
@@ -132,29 +149,29 @@ impl EtcdCluster {
     }
 
     /// SIGKILLs member `i` and waits for it to be gone.
-    pub async fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.members[i].child.take() {
+    pub async fn kill(&self, i: usize) {
+        let child = self.members()[i].child.take();
+        if let Some(mut child) = child {
             child.kill().await.unwrap();
         }
     }
 
     /// Starts member `i` again on its data directory, and waits until it
     /// answers and knows a leader.
-    pub async fn restart(&mut self, i: usize) {
-        assert!(self.members[i].child.is_none(), "member {i} is running");
+    pub async fn restart(&self, i: usize) {
+        assert!(self.members()[i].child.is_none(), "member {i} is running");
         self.spawn(i);
         assert!(self.wait_ready().await, "etcd member {i} did not come back");
     }
 
     fn log_path(&self, i: usize) -> PathBuf {
-        self.dir
-            .path()
-            .join(format!("{}.log", self.members[i].name))
+        self.dir.path().join(format!("m{i}.log"))
     }
 
-    fn spawn(&mut self, i: usize) {
+    fn spawn(&self, i: usize) {
         let dir: &Path = self.dir.path();
-        let member = &self.members[i];
+        let mut members = self.members();
+        let member = &members[i];
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -179,9 +196,9 @@ impl EtcdCluster {
             .arg("new")
             .arg("--initial-cluster-token")
             .arg(&self.token)
-            // What the registry's batches need (deploy/ says why).
+            // What the registry's batches need (deploy/README.md says why).
             .arg("--max-txn-ops")
-            .arg("10000")
+            .arg("4096")
             .arg("--max-request-bytes")
             .arg("16777216")
             .arg("--logger")
@@ -194,34 +211,40 @@ impl EtcdCluster {
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run etcd: {e}"));
-        self.members[i].child = Some(child);
+        members[i].child = Some(child);
     }
 
     /// Waits until every running member answers and knows a leader; false
     /// (with the members' logs printed) if one exited first.
-    async fn wait_ready(&mut self) -> bool {
+    async fn wait_ready(&self) -> bool {
         let client = self.client();
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let mut ready = true;
-            for i in 0..self.members.len() {
-                let Some(child) = self.members[i].child.as_mut() else {
-                    continue;
-                };
-                if let Ok(Some(exit)) = child.try_wait() {
-                    eprintln!(
-                        "etcd member {i} exited ({exit}):\n{}",
-                        std::fs::read_to_string(self.log_path(i)).unwrap_or_default()
-                    );
-                    for member in &mut self.members {
-                        if let Some(mut child) = member.child.take() {
-                            let _ = child.kill().await;
-                        }
-                    }
-                    return false;
+            let exited = self.members().iter_mut().enumerate().find_map(|(i, m)| {
+                let exit = m.child.as_mut()?.try_wait().ok()??;
+                Some((i, exit))
+            });
+            if let Some((i, exit)) = exited {
+                eprintln!(
+                    "etcd member {i} exited ({exit}):\n{}",
+                    std::fs::read_to_string(self.log_path(i)).unwrap_or_default()
+                );
+                let children: Vec<Child> = self
+                    .members()
+                    .iter_mut()
+                    .filter_map(|m| m.child.take())
+                    .collect();
+                for mut child in children {
+                    let _ = child.kill().await;
                 }
-                let url = self.members[i].client_url();
-                ready &= matches!(client.member_status(&url).await, Ok(s) if s.leader != 0);
+                return false;
+            }
+            let mut ready = true;
+            for i in self.running() {
+                ready &= matches!(
+                    client.member_status(&self.endpoints[i]).await,
+                    Ok(s) if s.leader != 0
+                );
             }
             if ready {
                 return true;

@@ -232,6 +232,15 @@ impl Registry {
         }
     }
 
+    /// Stops it at once, as a crash would: the serving task is dropped
+    /// where it stands, with no drain and no store close.
+    pub async fn kill(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
     /// Shuts down gracefully and waits until the store is closed. Returns
     /// the data directory, kept if the registry owned a temp dir.
     pub async fn stop(mut self) -> Option<tempfile::TempDir> {

@@ -5,6 +5,9 @@
 //! - `P e/c/<id>`: a company, the same way.
 //! - `P e/r/<request_id>`: an idempotency record (its revision is the
 //!   key's `mod_revision`).
+//! - `P e/m/last`: put by every write, so its `mod_revision` is the
+//!   newest write's revision, deletes included (what a consistent read
+//!   waits for).
 //! - `P i/<tag><target>\0<source>`: a reference index entry, as in sled's
 //!   `index` tree; kept only so that a transaction can compare a range
 //!   ("no company is in this park"), never read by a replica.
@@ -69,6 +72,10 @@ impl Keys {
         self.key(&[b"i/", &crate::keys::index_prefix(tag, target)])
     }
 
+    pub(crate) fn last_write(&self) -> Vec<u8> {
+        self.key(&[b"e/m/last"])
+    }
+
     pub(crate) fn secret(&self) -> Vec<u8> {
         self.key(&[b"m/secret"])
     }
@@ -103,6 +110,8 @@ mod tests {
             Some(Entry::Request("r-1"))
         );
         assert_eq!(keys.entry(&keys.secret()), None);
+        assert_eq!(keys.entry(&keys.last_write()), None);
+        assert!(keys.last_write().starts_with(&keys.entities()));
         assert_eq!(keys.entry(&keys.index(b'C', "zgc", "a")), None);
         assert_eq!(keys.entry(b"other/e/p/zgc"), None);
         assert!(keys.park("x").starts_with(&keys.entities()));

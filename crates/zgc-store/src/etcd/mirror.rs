@@ -6,10 +6,10 @@
 //! (by ID, listings, snapshots, the change log) is the local store's,
 //! unchanged.
 
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 
 use prost::Message;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use zgc_etcd::pb::etcdserverpb::RangeRequest;
 use zgc_etcd::pb::mvccpb::event::EventType;
 use zgc_etcd::pb::mvccpb::{Event, KeyValue};
@@ -198,16 +198,8 @@ async fn store_events(keys: &Keys, sink: &Sink, events: Vec<Event>) -> Result<()
     Ok(())
 }
 
-/// Follows etcd from `after + 1` until the store closes. Progress reports
-/// move the local revision on without changes, so a reader waiting for
-/// etcd's revision gets there when the registry's keys did not change.
-pub(crate) async fn follow(
-    client: Client,
-    keys: Keys,
-    sink: Sink,
-    after: u64,
-    progress: Arc<Notify>,
-) {
+/// Follows etcd from `after + 1` until the store closes.
+pub(crate) async fn follow(client: Client, keys: Keys, sink: Sink, after: u64) {
     let prefix = keys.entities();
     let mut watch = client.watch(WatchOptions {
         range_end: prefix_end(&prefix),
@@ -217,24 +209,9 @@ pub(crate) async fn follow(
     });
     let mut stored = after;
     loop {
-        let next = tokio::select! {
-            next = watch.next() => next,
-            () = progress.notified() => {
-                if let Err(e) = watch.request_progress().await {
-                    tracing::debug!(error = %e, "asking etcd for watch progress failed");
-                }
-                continue;
-            }
-        };
-        let result = match next {
-            Ok(batch) if batch.events.is_empty() => {
-                let revision = revision_of(batch.revision);
-                if revision > stored {
-                    sink.store(empty(revision, true)).await.map(|()| revision)
-                } else {
-                    Ok(stored)
-                }
-            }
+        let result = match watch.next().await {
+            // Progress reports are not trusted (see `Backend::sync`).
+            Ok(batch) if batch.events.is_empty() => Ok(stored),
             Ok(batch) => {
                 let revision = revision_of(batch.revision);
                 store_events(&keys, &sink, batch.events)

@@ -19,6 +19,7 @@
 //! was sent), the replica reads to find out before answering or trying
 //! again: an idempotency record, or the entity the write made.
 
+mod compactor;
 mod keys;
 mod mirror;
 mod txn;
@@ -26,7 +27,6 @@ mod txn;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use zgc_etcd::pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use zgc_etcd::pb::etcdserverpb::request_op::Request;
@@ -45,9 +45,6 @@ use crate::{
 /// Times a write is decided again after conflicting with other writes
 /// before it fails.
 const MAX_ATTEMPTS: usize = 32;
-/// How long a reader waits for a progress report before asking again (a
-/// member still catching the watch up ignores the request).
-const PROGRESS_AGAIN: Duration = Duration::from_millis(100);
 
 /// How to open a store on etcd.
 #[derive(Debug, Clone)]
@@ -67,9 +64,8 @@ pub struct EtcdConfig {
 pub(crate) struct Backend {
     client: Client,
     keys: Keys,
-    /// Asks the mirror for a progress report.
-    progress: Arc<Notify>,
-    follower: Mutex<Option<JoinHandle<()>>>,
+    /// The tasks that follow etcd and compact its history.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
     retry_for: Duration,
     _scratch: tempfile::TempDir,
 }
@@ -193,20 +189,18 @@ pub(crate) async fn open(config: EtcdConfig) -> Result<Store, StoreError> {
     };
     let revision = mirror::load(&client, &keys, &sink).await?;
     tracing::info!(revision, prefix = %config.prefix, "loaded the registry's state from etcd");
-    let progress = Arc::new(Notify::new());
-    let follower = tokio::spawn(mirror::follow(
+    let follower = tokio::spawn(mirror::follow(client.clone(), keys.clone(), sink, revision));
+    let compactor = tokio::spawn(compactor::run(
         client.clone(),
         keys.clone(),
-        sink,
-        revision,
-        progress.clone(),
+        store.subscribe(),
+        config.local.retention.max(1),
     ));
     store.etcd = Some(Arc::new(Backend {
         retry_for: config.client.retry_for,
         client,
         keys,
-        progress,
-        follower: Mutex::new(Some(follower)),
+        tasks: Mutex::new(vec![follower, compactor]),
         _scratch: scratch,
     }));
     Ok(store)
@@ -252,60 +246,73 @@ fn outcome(changes: Vec<Change>, revision: u64) -> WriteOutcome {
 }
 
 impl Backend {
-    /// Stops following etcd.
+    /// Stops following etcd and compacting it.
     pub(crate) fn stop(&self) {
-        let follower = self
-            .follower
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(follower) = follower {
-            follower.abort();
+        let tasks = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for task in tasks {
+            task.abort();
         }
     }
 
-    /// Waits until the replica holds etcd's current revision (a quorum
-    /// read of it); that revision or later. KEP-2340's consistent read.
+    /// Waits until the replica holds every write committed before the
+    /// call: KEP-2340's consistent read. A quorum read of the key every
+    /// write puts gives the newest write's revision; the replica waits
+    /// until it has stored it (its watch delivers in order), and then
+    /// holds etcd's current state under the prefix. The replica's
+    /// revision.
+    ///
+    /// (Watch progress reports would also tell when the replica is up to
+    /// date, but etcd 3.4 before 3.4.25 may send one ahead of events it
+    /// has not delivered yet, etcd issue 15220, so none is used.)
     pub(crate) async fn sync(&self, local: &Store) -> Result<u64, StoreError> {
-        let current = self
+        let newest = self
             .client
             .range(RangeRequest {
-                key: self.keys.secret(),
+                key: self.keys.last_write(),
                 keys_only: true,
-                limit: 1,
                 ..Default::default()
             })
             .await
             .map_err(unavailable)?;
-        self.wait_for(local, revision_of(current.header.as_ref()))
-            .await
+        match newest.kvs.first() {
+            Some(kv) => {
+                self.wait_for(local, u64::try_from(kv.mod_revision).unwrap_or(u64::MAX))
+                    .await
+            }
+            None => Ok(local.revision()),
+        }
     }
 
     /// Waits until the replica has stored `target`.
     async fn wait_for(&self, local: &Store, target: u64) -> Result<u64, StoreError> {
         let mut revisions = local.subscribe();
-        let deadline = tokio::time::Instant::now() + self.retry_for;
-        loop {
-            let stored = *revisions.borrow_and_update();
-            if stored >= target {
-                return Ok(stored);
-            }
-            if let StoreStatus::Recovering(why) = &*local.inner.status.borrow() {
-                return Err(StoreError::Unavailable(why.clone()));
-            }
-            self.progress.notify_one();
-            match tokio::time::timeout(PROGRESS_AGAIN, revisions.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(StoreError::Closed),
-                Err(_) if tokio::time::Instant::now() >= deadline => {
-                    return Err(StoreError::Unavailable(format!(
-                        "the replica has not caught up with etcd's revision {target} \
-                         (it has {stored})"
-                    )));
+        let stalled = async {
+            loop {
+                let stored = *revisions.borrow_and_update();
+                if stored >= target {
+                    return Ok(stored);
                 }
-                Err(_) => {}
+                if let StoreStatus::Recovering(why) = &*local.inner.status.borrow() {
+                    return Err(StoreError::Unavailable(why.clone()));
+                }
+                if revisions.changed().await.is_err() {
+                    return Err(StoreError::Closed);
+                }
             }
-        }
+        };
+        tokio::time::timeout(self.retry_for, stalled)
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!(
+                    "the replica has not caught up with etcd's revision {target} (it has {})",
+                    local.revision()
+                )))
+            })
     }
 
     /// Decides `write` against the replica as it is.

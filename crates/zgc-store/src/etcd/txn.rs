@@ -283,6 +283,8 @@ pub(crate) fn build(
             record.encode_to_vec(),
         ));
     }
+    // Marks the newest write, deletes included, for consistent reads.
+    success.push(put(keys.last_write(), Vec::new()));
     TxnRequest {
         compare: compares,
         success,

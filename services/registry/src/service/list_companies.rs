@@ -49,6 +49,7 @@ impl Registry {
             &req.order_by,
             &self.token_key,
         )?;
+        self.sync().await?;
         let store = self.store.clone();
         let key = self.token_key.clone();
         let page = self

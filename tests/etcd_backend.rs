@@ -1,0 +1,424 @@
+//! The registry on etcd as a platform team runs it: several replicas over
+//! one 3-member cluster, writes through all of them, an etcd leader and a
+//! replica lost under load, and etcd's history kept to the retention.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tonic::transport::Channel;
+use zgc_etcd::{EtcdError, WatchOptions};
+use zgc_proto::registry::v1::registry_service_client::RegistryServiceClient;
+use zgc_proto::registry::v1::*;
+use zgc_proto::stats::v1::{GetSummaryRequest, Scope, scope};
+use zgc_tests::fixtures::revision_header;
+use zgc_tests::{Backend, Stats, company, park, request_id};
+
+type Client = RegistryServiceClient<Channel>;
+
+/// How long anything may take on a loaded machine before a test fails.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+async fn connect(endpoint: &str) -> Option<Client> {
+    let channel = Channel::from_shared(endpoint.to_string())
+        .unwrap()
+        .timeout(PATIENCE)
+        .connect()
+        .await
+        .ok()?;
+    Some(RegistryServiceClient::new(channel))
+}
+
+fn all() -> Option<Scope> {
+    Some(Scope {
+        selector: Some(scope::Selector::All(true)),
+        include_affiliates: false,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_serve_one_registry() {
+    let backend = Backend::etcd().await;
+    let (one, two) = (backend.start(|_| {}).await, backend.start(|_| {}).await);
+    let (mut a, mut b) = (one.client().await, two.client().await);
+
+    a.create_park(CreateParkRequest {
+        park_id: "zgc".into(),
+        park: Some(park("Zhongguancun", "Beijing", "Beijing")),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // The other replica sees the park at once: the company's park exists
+    // and its location comes from it.
+    let mut new = company("Baidu", "", "");
+    new.location = None;
+    new.park = "parks/zgc".into();
+    new.employees = 40;
+    let created = b
+        .create_company(CreateCompanyRequest {
+            company: Some(new),
+            company_id: "baidu".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.location.as_ref().unwrap().city, "Beijing");
+
+    let read = a
+        .get_company(GetCompanyRequest {
+            name: "companies/baidu".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read, created, "a write on one replica is read on the other");
+
+    let mut update = read.clone();
+    update.employees = 45;
+    let updated = a
+        .update_company(UpdateCompanyRequest {
+            company: Some(update),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["employees".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    let revision = revision_header(updated.metadata()).unwrap();
+    // The etag read on one replica guards an update through the other.
+    let mut stale = read.clone();
+    stale.employees = 1;
+    let refused = b
+        .update_company(UpdateCompanyRequest {
+            company: Some(stale),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["employees".into()],
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Aborted);
+
+    // Both replicas are the same store to a follower.
+    let store_id = |response: &tonic::Response<tonic::Streaming<WatchChangesResponse>>| {
+        response.metadata().get("x-zgc-store-id").unwrap().clone()
+    };
+    let from_a = a
+        .watch_changes(WatchChangesRequest { start_revision: 0 })
+        .await
+        .unwrap();
+    let from_b = b
+        .watch_changes(WatchChangesRequest { start_revision: 0 })
+        .await
+        .unwrap();
+    assert_eq!(store_id(&from_a), store_id(&from_b));
+
+    // A stats service following either replica counts what is stored.
+    for replica in [&one, &two] {
+        let stats = Stats::start(&replica.endpoint()).await;
+        stats.wait_serving().await;
+        let summary = stats
+            .client()
+            .await
+            .get_summary(GetSummaryRequest {
+                scope: all(),
+                min_revision: revision,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (summary.park_count, summary.company_count, summary.employees),
+            (1, 1, 45)
+        );
+        stats.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_history_and_old_request_ids_are_dropped_past_the_retention() {
+    let backend = Backend::etcd().await;
+    let registry = backend.start(|c| c.retention = 3).await;
+    let mut c = registry.client().await;
+    let first = c
+        .create_company(CreateCompanyRequest {
+            company: Some(company("First", "Hebei", "Baoding")),
+            request_id: request_id(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = 0;
+    for i in 0..8 {
+        let created = c
+            .create_company(CreateCompanyRequest {
+                company: Some(company(&format!("C{i}"), "Hebei", "Baoding")),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        last = revision_header(created.metadata()).unwrap();
+    }
+
+    // The replica compacts etcd behind it once its revision has moved on:
+    // wait for etcd to say so.
+    let etcd = backend.cluster().unwrap().client();
+    let watch_from_first = || {
+        etcd.watch(WatchOptions {
+            key: b"zgc/".to_vec(),
+            range_end: zgc_etcd::prefix_end(b"zgc/"),
+            start_revision: i64::try_from(first.revision).unwrap(),
+            prev_kv: false,
+        })
+    };
+    let compacted = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let mut watch = watch_from_first();
+            if let Err(EtcdError::Compacted {
+                compact_revision, ..
+            }) = watch.next().await
+            {
+                return compact_revision;
+            }
+            // Polling a condition: the compactor runs as revisions come.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("etcd's history was never compacted");
+    assert!(compacted >= i64::try_from(first.revision).unwrap());
+    assert!(
+        compacted <= i64::try_from(last).unwrap() - 3,
+        "the retention is kept"
+    );
+
+    // The first request's idempotency record went with its revision.
+    let records = etcd
+        .range(zgc_etcd::pb::etcdserverpb::RangeRequest {
+            key: b"zgc/e/r/".to_vec(),
+            range_end: zgc_etcd::prefix_end(b"zgc/e/r/"),
+            count_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(records.count, 0);
+}
+
+/// What a writer knows: the acknowledged creates, by display name.
+type Acks = Arc<Mutex<BTreeMap<String, (String, u64)>>>;
+
+/// Creates `count` companies named `w{writer}-{i}`, each with its own
+/// request ID, retrying every failure with the same request ID through
+/// whichever replica is up, until acknowledged.
+async fn writer(writer: usize, count: usize, replicas: watch::Receiver<Vec<String>>, acks: Acks) {
+    for i in 0..count {
+        let tag = format!("w{writer}-{i}");
+        let request = CreateCompanyRequest {
+            company: Some(company(&tag, "Hebei", "Baoding")),
+            request_id: request_id(),
+            ..Default::default()
+        };
+        let mut attempt = writer + i;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{tag} was never acknowledged"
+            );
+            let endpoints = replicas.borrow().clone();
+            let endpoint = &endpoints[attempt % endpoints.len()];
+            attempt += 1;
+            let Some(mut client) = connect(endpoint).await else {
+                continue;
+            };
+            match client.create_company(request.clone()).await {
+                Ok(response) => {
+                    let revision = revision_header(response.metadata()).unwrap();
+                    let company = response.into_inner();
+                    acks.lock()
+                        .unwrap()
+                        .insert(tag.clone(), (company.name, revision));
+                    break;
+                }
+                Err(status) => {
+                    assert_ne!(
+                        status.code(),
+                        tonic::Code::InvalidArgument,
+                        "{tag}: {status:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Follows the change stream through whichever replica is up, resuming
+/// after the last revision seen, until `until` is seen; every created
+/// company's name, checking that revisions only grow.
+async fn watcher(
+    start: u64,
+    until: watch::Receiver<u64>,
+    replicas: watch::Receiver<Vec<String>>,
+) -> BTreeMap<u64, Vec<String>> {
+    let mut seen: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    let mut through = start - 1;
+    let mut last_event = 0;
+    let mut attempt = 0usize;
+    loop {
+        let target = *until.borrow();
+        if target != 0 && through >= target {
+            return seen;
+        }
+        let endpoints = replicas.borrow().clone();
+        let endpoint = &endpoints[attempt % endpoints.len()];
+        attempt += 1;
+        let Some(mut client) = connect(endpoint).await else {
+            continue;
+        };
+        let Ok(response) = client
+            .watch_changes(WatchChangesRequest {
+                start_revision: through + 1,
+            })
+            .await
+        else {
+            continue;
+        };
+        let mut stream = response.into_inner();
+        while let Ok(Some(message)) = stream.message().await {
+            for event in message.events {
+                // One write, one event here: revisions strictly grow.
+                assert!(
+                    event.revision > last_event,
+                    "revision {} after {last_event}: repeated or out of order",
+                    event.revision
+                );
+                last_event = event.revision;
+                if let Some(entity::Kind::Company(c)) = event.after.and_then(|a| a.kind) {
+                    seen.entry(event.revision).or_default().push(c.name);
+                }
+            }
+            through = through.max(message.revision);
+            let target = *until.borrow();
+            if target != 0 && through >= target {
+                return seen;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_both_replicas_survive_losing_the_etcd_leader_and_a_replica() {
+    const WRITERS: usize = 4;
+    const EACH: usize = 30;
+    let backend = Backend::etcd().await;
+    let cluster = backend.cluster().unwrap();
+    let first = backend.start(|_| {}).await;
+    let mut second = Some(backend.start(|_| {}).await);
+    let endpoints = vec![first.endpoint(), second.as_ref().unwrap().endpoint()];
+    let (replicas_tx, replicas) = watch::channel(endpoints);
+    let start = {
+        let mut c = first.client().await;
+        let created = c
+            .create_park(CreateParkRequest {
+                park_id: "zgc".into(),
+                park: Some(park("Zhongguancun", "Beijing", "Beijing")),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        revision_header(created.metadata()).unwrap() + 1
+    };
+
+    let (until_tx, until) = watch::channel(0u64);
+    let watchers: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(watcher(start, until.clone(), replicas.clone())))
+        .collect();
+    let acks: Acks = Arc::default();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| tokio::spawn(writer(w, EACH, replicas.clone(), acks.clone())))
+        .collect();
+    let acked = |n: usize| {
+        let acks = acks.clone();
+        async move {
+            tokio::time::timeout(PATIENCE, async {
+                // Polling a condition: the writers count as they go.
+                while acks.lock().unwrap().len() < n {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await
+            .expect("the writers stopped making progress");
+        }
+    };
+
+    // Lose the etcd leader under load, then a registry replica; bring both
+    // back.
+    acked(20).await;
+    let leader = cluster.leader().await;
+    cluster.kill(leader).await;
+    acked(45).await;
+    replicas_tx.send_replace(vec![first.endpoint()]);
+    second.take().unwrap().kill().await;
+    acked(70).await;
+    cluster.restart(leader).await;
+    let second = backend.start(|_| {}).await;
+    replicas_tx.send_replace(vec![first.endpoint(), second.endpoint()]);
+
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acks = acks.lock().unwrap().clone();
+    assert_eq!(acks.len(), WRITERS * EACH);
+    let last = acks.values().map(|(_, r)| *r).max().unwrap();
+    until_tx.send_replace(last);
+
+    // Every acknowledged write is there, once: a retried request ID made
+    // one company.
+    let mut c = second.client().await;
+    let mut stored: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut token = String::new();
+    loop {
+        let page = c
+            .list_companies(ListCompaniesRequest {
+                page_size: 1000,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        for company in page.companies {
+            stored
+                .entry(company.display_name)
+                .or_default()
+                .push(company.name);
+        }
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    for (tag, (name, _)) in &acks {
+        assert_eq!(stored.get(tag), Some(&vec![name.clone()]), "{tag}");
+    }
+    assert_eq!(stored.len(), acks.len(), "nothing unacknowledged was made");
+
+    // Every watcher saw every created company once, in revision order.
+    let names: BTreeSet<String> = acks.values().map(|(n, _)| n.clone()).collect();
+    for w in watchers {
+        let seen = tokio::time::timeout(PATIENCE, w)
+            .await
+            .expect("a watcher never caught up")
+            .unwrap();
+        let watched: Vec<String> = seen.into_values().flatten().collect();
+        assert_eq!(watched.len(), names.len(), "each create seen once");
+        assert_eq!(watched.into_iter().collect::<BTreeSet<_>>(), names);
+    }
+}
