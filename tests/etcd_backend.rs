@@ -422,3 +422,72 @@ async fn writes_through_both_replicas_survive_losing_the_etcd_leader_and_a_repli
         assert_eq!(watched.into_iter().collect::<BTreeSet<_>>(), names);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_reaches_etcd_over_mutual_tls_as_an_etcd_user() {
+    use zgc_etcd::pb::etcdserverpb::auth_client::AuthClient;
+    use zgc_etcd::pb::etcdserverpb::{
+        AuthEnableRequest, AuthRoleAddRequest, AuthUserAddRequest, AuthUserGrantRoleRequest,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let pki = zgc_tests::pki::Pki::new(dir.path());
+    let cluster = zgc_tests::etcd::EtcdCluster::start_tls(3, pki.clone()).await;
+    let tls = cluster.client_config().tls;
+    let channel = zgc_client::endpoint(&cluster.endpoint(0), &tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut auth = AuthClient::new(channel);
+    auth.role_add(AuthRoleAddRequest {
+        name: "root".into(),
+    })
+    .await
+    .unwrap();
+    auth.user_add(AuthUserAddRequest {
+        name: "root".into(),
+        password: "s3cret".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    auth.user_grant_role(AuthUserGrantRoleRequest {
+        user: "root".into(),
+        role: "root".into(),
+    })
+    .await
+    .unwrap();
+    auth.auth_enable(AuthEnableRequest {}).await.unwrap();
+    let password = dir.path().join("etcd-password");
+    std::fs::write(&password, "s3cret\n").unwrap();
+
+    let scratch = tempfile::tempdir().unwrap();
+    let registry = zgc_tests::Registry::start_in(scratch.path(), |c| {
+        c.etcd.endpoints = cluster.endpoints();
+        c.etcd.ca = tls.ca.clone();
+        c.etcd.cert = tls.cert.clone();
+        c.etcd.key = tls.key.clone();
+        c.etcd.user = Some("root".into());
+        c.etcd.password_file = Some(password.clone());
+    })
+    .await;
+    let mut c = registry.client().await;
+    let created = c
+        .create_park(CreateParkRequest {
+            park_id: "zgc".into(),
+            park: Some(park("Zhongguancun", "Beijing", "Beijing")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let read = c
+        .get_park(GetParkRequest {
+            name: "parks/zgc".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read, created);
+}

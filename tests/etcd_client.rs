@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use tonic::transport::Channel;
 use zgc_etcd::pb::etcdserverpb::auth_client::AuthClient;
@@ -16,6 +17,7 @@ use zgc_etcd::pb::etcdserverpb::{
 };
 use zgc_etcd::{Client, Config, Credentials, EtcdError, WatchOptions, prefix_end};
 use zgc_tests::etcd::EtcdCluster;
+use zgc_tests::pki::Pki;
 
 /// A transaction that creates `key` with `value` unless it exists: sent
 /// again after an ambiguous failure, it cannot apply twice.
@@ -256,5 +258,30 @@ async fn with_auth_enabled_a_user_gets_a_token_and_a_stranger_is_refused() {
     assert!(
         matches!(refused, Err(EtcdError::Auth(_))),
         "a wrong password is refused: {refused:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_a_client_certificate_is_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = EtcdCluster::start_tls(3, Pki::new(dir.path())).await;
+    let client = cluster.client();
+    create_once(&client, "t/1", "yes").await;
+    assert_eq!(get(&client, "t/1").await.as_deref(), Some("yes"));
+
+    let mut config = cluster.client_config();
+    config.tls.cert = None;
+    config.tls.key = None;
+    config.retry_for = Duration::from_secs(1);
+    let anonymous = Client::new(config).unwrap();
+    let refused = anonymous
+        .range(RangeRequest {
+            key: b"t/1".to_vec(),
+            ..Default::default()
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(EtcdError::Unavailable(_))),
+        "a client without a certificate gets nothing: {refused:?}"
     );
 }

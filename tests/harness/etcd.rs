@@ -11,6 +11,8 @@ use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use zgc_etcd::{Client, Config};
 
+use crate::pki::Pki;
+
 /// How long a cluster or a member may take to come up on a loaded machine.
 const PATIENCE: Duration = Duration::from_secs(90);
 /// Times a cluster start is tried with new ports, in case another process
@@ -26,12 +28,15 @@ struct Member {
     name: String,
     client_port: u16,
     peer_port: u16,
+    /// Whether clients speak TLS to it.
+    tls: bool,
     child: Option<Child>,
 }
 
 impl Member {
     fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     fn peer_url(&self) -> String {
@@ -49,11 +54,25 @@ pub struct EtcdCluster {
     endpoints: Vec<String>,
     initial_cluster: String,
     token: String,
+    /// Client TLS: the members serve it with the PKI's server certificate
+    /// and require a client certificate signed by its CA.
+    pki: Option<Pki>,
 }
 
 impl EtcdCluster {
     /// Starts `size` members and waits until they have elected a leader.
     pub async fn start(size: usize) -> Self {
+        Self::start_with(size, None).await
+    }
+
+    /// Starts `size` members serving clients over TLS with `pki`'s server
+    /// certificate and requiring a client certificate signed by its CA
+    /// (etcd's `--client-cert-auth`).
+    pub async fn start_tls(size: usize, pki: Pki) -> Self {
+        Self::start_with(size, Some(pki)).await
+    }
+
+    async fn start_with(size: usize, pki: Option<Pki>) -> Self {
         for _ in 0..START_ATTEMPTS {
             let mut ports = Vec::new();
             let mut listeners = Vec::new();
@@ -68,6 +87,7 @@ impl EtcdCluster {
                     name: format!("m{i}"),
                     client_port: ports[2 * i],
                     peer_port: ports[2 * i + 1],
+                    tls: pki.is_some(),
                     child: None,
                 })
                 .collect();
@@ -82,6 +102,7 @@ impl EtcdCluster {
                 members: Mutex::new(members),
                 initial_cluster,
                 token: uuid::Uuid::new_v4().to_string(),
+                pki: pki.clone(),
             };
             for i in 0..size {
                 cluster.spawn(i);
@@ -122,7 +143,22 @@ impl EtcdCluster {
 
     /// A client of every member, member 0 first.
     pub fn client(&self) -> Client {
-        Client::new(Config::new(self.endpoints())).unwrap()
+        Client::new(self.client_config()).unwrap()
+    }
+
+    /// The configuration of a client of every member (with the PKI's
+    /// client certificate, on TLS).
+    pub fn client_config(&self) -> Config {
+        let mut config = Config::new(self.endpoints());
+        if let Some(pki) = &self.pki {
+            config.tls = zgc_client::ClientTls {
+                ca: Some(pki.ca.clone()),
+                cert: Some(pki.client_cert.clone()),
+                key: Some(pki.client_key.clone()),
+                server_name: None,
+            };
+        }
+        config
     }
 
     /// The index of the member that leads, as the first live member sees
@@ -177,7 +213,18 @@ impl EtcdCluster {
             .append(true)
             .open(self.log_path(i))
             .unwrap();
-        let child = Command::new(etcd_binary())
+        let mut command = Command::new(etcd_binary());
+        if let Some(pki) = &self.pki {
+            command
+                .arg("--cert-file")
+                .arg(&pki.server_cert)
+                .arg("--key-file")
+                .arg(&pki.server_key)
+                .arg("--client-cert-auth")
+                .arg("--trusted-ca-file")
+                .arg(&pki.ca);
+        }
+        let child = command
             .arg("--name")
             .arg(&member.name)
             .arg("--data-dir")

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 
 /// PEM files of one test PKI.
+#[derive(Debug, Clone)]
 pub struct Pki {
     /// The CA certificate.
     pub ca: PathBuf,
