@@ -109,14 +109,49 @@ async fn two_replicas_serve_one_registry() {
         response.metadata().get("x-zgc-store-id").unwrap().clone()
     };
     let from_a = a
-        .watch_changes(WatchChangesRequest { start_revision: 0 })
+        .watch_changes(WatchChangesRequest { start_revision: 1 })
         .await
         .unwrap();
     let from_b = b
-        .watch_changes(WatchChangesRequest { start_revision: 0 })
+        .watch_changes(WatchChangesRequest { start_revision: 1 })
         .await
         .unwrap();
     assert_eq!(store_id(&from_a), store_id(&from_b));
+
+    // A replica started later replays every revision etcd keeps.
+    let three = backend.start(|_| {}).await;
+    let mut history = three
+        .client()
+        .await
+        .watch_changes(WatchChangesRequest { start_revision: 1 })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut kinds = Vec::new();
+    while kinds.len() < 3 {
+        let message = history.message().await.unwrap().unwrap();
+        kinds.extend(message.events.iter().map(|e| {
+            let name = match e
+                .after
+                .as_ref()
+                .or(e.before.as_ref())
+                .and_then(|x| x.kind.as_ref())
+            {
+                Some(entity::Kind::Park(p)) => p.name.clone(),
+                Some(entity::Kind::Company(c)) => c.name.clone(),
+                None => String::new(),
+            };
+            (e.r#type, name)
+        }));
+    }
+    assert_eq!(
+        kinds,
+        vec![
+            (ChangeType::Created as i32, "parks/zgc".to_string()),
+            (ChangeType::Created as i32, "companies/baidu".to_string()),
+            (ChangeType::Updated as i32, "companies/baidu".to_string()),
+        ]
+    );
 
     // A stats service following either replica counts what is stored.
     for replica in [&one, &two] {

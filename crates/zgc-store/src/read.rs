@@ -240,21 +240,28 @@ impl Store {
         }
         let range = keys::change_key(rev, event)..keys::change_key(durable + 1, 0);
         let mut expected = (rev, event);
+        // A sled store gives every revision events; an etcd replica's
+        // revisions are etcd's, with gaps where other keys changed.
+        let dense = self.etcd.is_none();
         let generation = self.generation()?;
         for item in generation.trees.changes.range(range) {
             let (key, value) = item?;
             let Some(at) = keys::parse_change_key(&key) else {
                 return Err(StoreError::Corrupt("malformed change-log key".into()));
             };
-            // Revisions are dense and events numbered from 0: anything else
-            // means compaction removed what we were about to read.
-            let next_revision = (expected.0 + 1, 0);
-            let moves_on = at == next_revision && expected.1 > 0;
+            // Events are numbered from 0 within a revision and, on sled,
+            // revisions are dense: anything else means compaction removed
+            // what we were about to read.
+            let moves_on = if dense {
+                at == (expected.0 + 1, 0) && expected.1 > 0
+            } else {
+                at.0 > expected.0 && at.1 == 0
+            };
             if at != expected && !moves_on {
                 return Err(compacted(self));
             }
             if moves_on {
-                batch.complete_through = expected.0;
+                batch.complete_through = at.0 - 1;
             }
             if batch.events.len() >= max_events {
                 batch.next = at;
@@ -268,7 +275,13 @@ impl Store {
             )?);
             expected = (at.0, at.1 + 1);
         }
-        if batch.events.is_empty() && (event == 0 || rev < durable) {
+        if !dense {
+            // Gaps are no evidence there: what a compaction removed while
+            // this read is told by the compaction revision.
+            if self.compact_revision() >= rev {
+                return Err(compacted(self));
+            }
+        } else if batch.events.is_empty() && (event == 0 || rev < durable) {
             // Nothing at all where durable history should be.
             if self.compact_revision() >= rev {
                 return Err(compacted(self));

@@ -32,7 +32,57 @@ pub(crate) struct Sink {
     pub(crate) inner: Weak<Inner>,
 }
 
+/// Stored changes not yet confirmed, at most this many: the writer groups
+/// them, as it groups clients' writes.
+const IN_FLIGHT: usize = 64;
+
+/// Changes sent to the local store, confirmed in order.
+#[derive(Default)]
+struct Pending(
+    std::collections::VecDeque<oneshot::Receiver<Result<crate::WriteOutcome, StoreError>>>,
+);
+
+impl Pending {
+    /// Waits for the oldest confirmation.
+    /// Cancel-safe: a confirmation waited for stays queued until it
+    /// arrives.
+    async fn confirm_one(&mut self) -> Result<(), StoreError> {
+        let Some(front) = self.0.front_mut() else {
+            return Ok(());
+        };
+        let answer = front.await;
+        self.0.pop_front();
+        answer.map_err(|_| StoreError::Closed)?.map(|_| ())
+    }
+
+    /// Waits for every confirmation.
+    async fn confirm_all(&mut self) -> Result<(), StoreError> {
+        while !self.0.is_empty() {
+            self.confirm_one().await?;
+        }
+        Ok(())
+    }
+}
+
 impl Sink {
+    /// Sends `mirrored` to the local store, waiting for older ones only
+    /// when too many are unconfirmed.
+    async fn send(&self, pending: &mut Pending, mirrored: Mirrored) -> Result<(), StoreError> {
+        if pending.0.len() >= IN_FLIGHT {
+            pending.confirm_one().await?;
+        }
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Msg::Write(Box::new(Job {
+                work: Work::Mirror(mirrored),
+                reply,
+            })))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        pending.0.push_back(answer);
+        Ok(())
+    }
+
     fn fail(&self, why: String) {
         tracing::error!("{why}");
         if let Some(inner) = self.inner.upgrade() {
@@ -131,13 +181,66 @@ fn unavailable(e: EtcdError) -> StoreError {
     StoreError::Unavailable(format!("etcd: {e}"))
 }
 
-/// Loads everything under the prefix as of one revision into the local
-/// store; that revision.
+/// Whether etcd has compacted revision `revision` away.
+async fn compacted(client: &Client, keys: &Keys, revision: i64) -> Result<bool, StoreError> {
+    let read = client
+        .range(RangeRequest {
+            key: keys.last_write(),
+            revision,
+            keys_only: true,
+            ..Default::default()
+        })
+        .await;
+    match read {
+        Ok(_) => Ok(false),
+        Err(EtcdError::Refused(status))
+            if status
+                .message()
+                .contains("required revision has been compacted") =>
+        {
+            Ok(true)
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// The oldest revision etcd still has, found by bisection (etcd 3.4 does
+/// not say it otherwise).
+async fn oldest_kept(client: &Client, keys: &Keys) -> Result<i64, StoreError> {
+    let current = client
+        .range(RangeRequest {
+            key: keys.last_write(),
+            keys_only: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(unavailable)?
+        .header
+        .map_or(1, |h| h.revision.max(1));
+    if !compacted(client, keys, 1).await? {
+        return Ok(1);
+    }
+    // Compacted at `low`, kept at `high`.
+    let (mut low, mut high) = (1, current);
+    while high - low > 1 {
+        let mid = low + (high - low) / 2;
+        if compacted(client, keys, mid).await? {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    Ok(high)
+}
+
+/// Loads everything under the prefix as of the oldest revision etcd still
+/// has into the local store, so that following etcd from there gives the
+/// replica's change log every revision etcd keeps; that revision.
 pub(crate) async fn load(client: &Client, keys: &Keys, sink: &Sink) -> Result<u64, StoreError> {
     let start = keys.entities();
     let end = prefix_end(&start);
     let mut from = start;
-    let mut at = 0i64;
+    let at = oldest_kept(client, keys).await?;
     loop {
         let page = client
             .range(RangeRequest {
@@ -149,9 +252,6 @@ pub(crate) async fn load(client: &Client, keys: &Keys, sink: &Sink) -> Result<u6
             })
             .await
             .map_err(unavailable)?;
-        if at == 0 {
-            at = page.header.as_ref().map_or(0, |h| h.revision);
-        }
         let revision = revision_of(at);
         let mut mirrored = empty(revision, false);
         for kv in &page.kvs {
@@ -160,7 +260,9 @@ pub(crate) async fn load(client: &Client, keys: &Keys, sink: &Sink) -> Result<u6
         let last = page.kvs.last().map(|kv| kv.key.clone());
         let done = !page.more || last.is_none();
         if done {
-            mirrored.compact_to = Some(revision);
+            // The change log starts after the state loaded; etcd's first
+            // revision holds no change, so from it the log misses nothing.
+            mirrored.compact_to = Some(if revision == 1 { 0 } else { revision });
         }
         sink.store(mirrored).await?;
         if done {
@@ -174,7 +276,12 @@ pub(crate) async fn load(client: &Client, keys: &Keys, sink: &Sink) -> Result<u6
 }
 
 /// Stores the events of whole revisions, one local revision each.
-async fn store_events(keys: &Keys, sink: &Sink, events: Vec<Event>) -> Result<(), StoreError> {
+async fn store_events(
+    keys: &Keys,
+    sink: &Sink,
+    pending: &mut Pending,
+    events: Vec<Event>,
+) -> Result<(), StoreError> {
     let mut current: Option<Mirrored> = None;
     for event in events {
         let Some(kv) = event.kv else { continue };
@@ -182,7 +289,7 @@ async fn store_events(keys: &Keys, sink: &Sink, events: Vec<Event>) -> Result<()
         if current.as_ref().is_some_and(|m| m.revision != revision)
             && let Some(done) = current.take()
         {
-            sink.store(done).await?;
+            sink.send(pending, done).await?;
         }
         let mirrored = current.get_or_insert_with(|| empty(revision, true));
         take(
@@ -193,7 +300,7 @@ async fn store_events(keys: &Keys, sink: &Sink, events: Vec<Event>) -> Result<()
         )?;
     }
     if let Some(done) = current {
-        sink.store(done).await?;
+        sink.send(pending, done).await?;
     }
     Ok(())
 }
@@ -208,13 +315,28 @@ pub(crate) async fn follow(client: Client, keys: Keys, sink: Sink, after: u64) {
         prev_kv: false,
     });
     let mut stored = after;
+    let mut pending = Pending::default();
     loop {
-        let result = match watch.next().await {
+        // Confirms what was sent once the watch has nothing more at hand.
+        let next = tokio::select! {
+            biased;
+            next = watch.next() => next,
+            confirmed = pending.confirm_all(), if !pending.0.is_empty() => {
+                if let Err(e) = confirmed {
+                    if !matches!(e, StoreError::Closed) {
+                        sink.fail(format!("storing etcd's changes in the replica failed: {e}"));
+                    }
+                    return;
+                }
+                continue;
+            }
+        };
+        let result = match next {
             // Progress reports are not trusted (see `Backend::sync`).
             Ok(batch) if batch.events.is_empty() => Ok(stored),
             Ok(batch) => {
                 let revision = revision_of(batch.revision);
-                store_events(&keys, &sink, batch.events)
+                store_events(&keys, &sink, &mut pending, batch.events)
                     .await
                     .map(|()| revision)
             }

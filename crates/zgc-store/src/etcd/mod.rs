@@ -188,7 +188,11 @@ pub(crate) async fn open(config: EtcdConfig) -> Result<Store, StoreError> {
         inner: Arc::downgrade(&store.inner),
     };
     let revision = mirror::load(&client, &keys, &sink).await?;
-    tracing::info!(revision, prefix = %config.prefix, "loaded the registry's state from etcd");
+    tracing::info!(
+        revision,
+        prefix = %config.prefix,
+        "loaded the registry's state from etcd's oldest revision; following its history"
+    );
     let follower = tokio::spawn(mirror::follow(client.clone(), keys.clone(), sink, revision));
     let compactor = tokio::spawn(compactor::run(
         client.clone(),
@@ -196,13 +200,15 @@ pub(crate) async fn open(config: EtcdConfig) -> Result<Store, StoreError> {
         store.subscribe(),
         config.local.retention.max(1),
     ));
-    store.etcd = Some(Arc::new(Backend {
+    let backend = Arc::new(Backend {
         retry_for: config.client.retry_for,
         client,
         keys,
         tasks: Mutex::new(vec![follower, compactor]),
         _scratch: scratch,
-    }));
+    });
+    backend.catch_up(&store).await?;
+    store.etcd = Some(backend);
     Ok(store)
 }
 
@@ -285,6 +291,40 @@ impl Backend {
                     .await
             }
             None => Ok(local.revision()),
+        }
+    }
+
+    /// Waits, however long it takes, until the replica has replayed etcd's
+    /// history up to its newest write (a replica serves nothing before).
+    async fn catch_up(&self, local: &Store) -> Result<(), StoreError> {
+        let newest = self
+            .client
+            .range(RangeRequest {
+                key: self.keys.last_write(),
+                keys_only: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        let Some(target) = newest
+            .kvs
+            .first()
+            .map(|kv| u64::try_from(kv.mod_revision).unwrap_or(0))
+        else {
+            return Ok(());
+        };
+        let mut revisions = local.subscribe();
+        loop {
+            if *revisions.borrow_and_update() >= target {
+                tracing::info!(revision = target, "the replica has caught up with etcd");
+                return Ok(());
+            }
+            if let StoreStatus::Recovering(why) = &*local.inner.status.borrow() {
+                return Err(StoreError::Unavailable(why.clone()));
+            }
+            if revisions.changed().await.is_err() {
+                return Err(StoreError::Closed);
+            }
         }
     }
 
