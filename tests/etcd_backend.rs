@@ -203,7 +203,7 @@ async fn etcd_history_and_old_request_ids_are_dropped_past_the_retention() {
 
     // The replica compacts etcd behind it once its revision has moved on:
     // wait for etcd to say so.
-    let etcd = backend.cluster().unwrap().client();
+    let etcd = backend.cluster().unwrap().client().unwrap();
     let watch_from_first = || {
         etcd.watch(WatchOptions {
             key: b"zgc/".to_vec(),
@@ -396,13 +396,13 @@ async fn writes_through_both_replicas_survive_losing_the_etcd_leader_and_a_repli
     // Lose the etcd leader under load, then a registry replica; bring both
     // back.
     acked(20).await;
-    let leader = cluster.leader().await;
-    cluster.kill(leader).await;
+    let leader = cluster.leader().await.unwrap();
+    cluster.kill(leader).await.unwrap();
     acked(45).await;
     replicas_tx.send_replace(vec![first.endpoint()]);
     second.take().unwrap().kill().await;
     acked(70).await;
-    cluster.restart(leader).await;
+    cluster.restart(leader).await.unwrap();
     let second = backend.start(|_| {}).await;
     replicas_tx.send_replace(vec![first.endpoint(), second.endpoint()]);
 
@@ -467,7 +467,7 @@ async fn a_registry_reaches_etcd_over_mutual_tls_as_an_etcd_user() {
 
     let dir = tempfile::tempdir().unwrap();
     let pki = zgc_tests::pki::Pki::new(dir.path());
-    let cluster = zgc_tests::etcd::EtcdCluster::start_tls(3, pki.clone()).await;
+    let cluster = zgc_tests::etcd::tls_cluster(3, &pki).await;
     let tls = cluster.client_config().tls;
     let channel = zgc_client::endpoint(&cluster.endpoint(0), &tls)
         .unwrap()

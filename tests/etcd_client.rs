@@ -16,7 +16,6 @@ use zgc_etcd::pb::etcdserverpb::{
     PutRequest, RangeRequest, RequestOp, TxnRequest,
 };
 use zgc_etcd::{Client, Config, Credentials, EtcdError, WatchOptions, prefix_end};
-use zgc_tests::etcd::EtcdCluster;
 use zgc_tests::pki::Pki;
 
 /// A transaction that creates `key` with `value` unless it exists: sent
@@ -73,23 +72,23 @@ async fn revision(client: &Client) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_move_to_a_live_member_when_the_one_in_use_is_killed() {
-    let cluster = EtcdCluster::start(3).await;
-    let client = cluster.client();
+    let cluster = zgc_tests::etcd::cluster(3).await;
+    let client = cluster.client().unwrap();
     create_once(&client, "k/before", "1").await;
     assert_eq!(get(&client, "k/before").await.as_deref(), Some("1"));
 
     // The client uses member 0 (it answered last): kill it.
-    cluster.kill(0).await;
+    cluster.kill(0).await.unwrap();
     assert_eq!(get(&client, "k/before").await.as_deref(), Some("1"));
     create_once(&client, "k/after", "2").await;
     assert_eq!(get(&client, "k/after").await.as_deref(), Some("2"));
-    cluster.restart(0).await;
+    cluster.restart(0).await.unwrap();
     let only_first = Client::new(Config::new([cluster.endpoint(0)])).unwrap();
     assert_eq!(get(&only_first, "k/after").await.as_deref(), Some("2"));
 
     // Kill the leader: a write waits out the election on the others.
-    let leader = cluster.leader().await;
-    cluster.kill(leader).await;
+    let leader = cluster.leader().await.unwrap();
+    cluster.kill(leader).await.unwrap();
     create_once(&client, "k/election", "3").await;
     assert_eq!(get(&client, "k/election").await.as_deref(), Some("3"));
 }
@@ -97,7 +96,7 @@ async fn calls_move_to_a_live_member_when_the_one_in_use_is_killed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_moves_to_a_live_member_without_losing_or_repeating_an_event() {
     const KEYS: usize = 120;
-    let cluster = EtcdCluster::start(3).await;
+    let cluster = zgc_tests::etcd::cluster(3).await;
     // The writer prefers member 1, so killing member 0 (the watch's) does
     // not stop the writes while the watch moves.
     let endpoints = cluster.endpoints();
@@ -108,7 +107,7 @@ async fn a_watch_moves_to_a_live_member_without_losing_or_repeating_an_event() {
     ]))
     .unwrap();
     let start = revision(&writer).await + 1;
-    let mut watch = cluster.client().watch(WatchOptions {
+    let mut watch = cluster.client().unwrap().watch(WatchOptions {
         key: b"w/".to_vec(),
         range_end: prefix_end(b"w/"),
         start_revision: start,
@@ -147,7 +146,7 @@ async fn a_watch_moves_to_a_live_member_without_losing_or_repeating_an_event() {
             && let Some(tx) = killed_tx.take()
         {
             // The watch is on member 0, the first endpoint.
-            cluster.kill(0).await;
+            cluster.kill(0).await.unwrap();
             tx.send(()).unwrap();
         }
     }
@@ -159,8 +158,8 @@ async fn a_watch_moves_to_a_live_member_without_losing_or_repeating_an_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_from_a_compacted_revision_is_told_how_far_history_goes() {
-    let cluster = EtcdCluster::start(3).await;
-    let client = cluster.client();
+    let cluster = zgc_tests::etcd::cluster(3).await;
+    let client = cluster.client().unwrap();
     let first = revision(&client).await + 1;
     for i in 0..5 {
         create_once(&client, &format!("c/{i}"), "x").await;
@@ -201,7 +200,7 @@ async fn a_watch_from_a_compacted_revision_is_told_how_far_history_goes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_auth_enabled_a_user_gets_a_token_and_a_stranger_is_refused() {
-    let cluster = EtcdCluster::start(3).await;
+    let cluster = zgc_tests::etcd::cluster(3).await;
     let channel = Channel::from_shared(cluster.endpoint(0))
         .unwrap()
         .connect()
@@ -264,8 +263,8 @@ async fn with_auth_enabled_a_user_gets_a_token_and_a_stranger_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_tls_a_client_certificate_is_required() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = EtcdCluster::start_tls(3, Pki::new(dir.path())).await;
-    let client = cluster.client();
+    let cluster = zgc_tests::etcd::tls_cluster(3, &Pki::new(dir.path())).await;
+    let client = cluster.client().unwrap();
     create_once(&client, "t/1", "yes").await;
     assert_eq!(get(&client, "t/1").await.as_deref(), Some("yes"));
 

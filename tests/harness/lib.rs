@@ -58,7 +58,7 @@ impl Backend {
 
     /// A fresh 3-member etcd cluster.
     pub async fn etcd() -> Self {
-        Backend::Etcd(Arc::new(etcd::EtcdCluster::start(3).await))
+        Backend::Etcd(Arc::new(etcd::cluster(3).await))
     }
 
     /// The etcd cluster, if on etcd.

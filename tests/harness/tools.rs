@@ -1,4 +1,4 @@
-//! The external programs some tests drive (grpcurl, HAProxy, etcd), found the
+//! The external programs some tests drive (grpcurl, HAProxy), found the
 //! same way everywhere: `scripts/setup` installs them, `scripts/test` puts
 //! them on `PATH`. A missing tool fails the test that needs it, naming the
 //! command that installs it: never a silent skip.

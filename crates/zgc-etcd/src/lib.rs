@@ -11,6 +11,8 @@
 //! Nothing here knows about parks or companies: keys and values are bytes.
 
 mod client;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 mod error;
 pub mod pb;
 mod watch;
