@@ -19,6 +19,7 @@
 //! was sent), the replica reads to find out before answering or trying
 //! again: an idempotency record, or the entity the write made.
 
+mod barrier;
 mod compactor;
 mod keys;
 mod mirror;
@@ -66,6 +67,8 @@ pub(crate) struct Backend {
     keys: Keys,
     /// The tasks that follow etcd and compact its history.
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The quorum read consistent reads share.
+    barrier: barrier::Barrier,
     retry_for: Duration,
     _scratch: tempfile::TempDir,
 }
@@ -205,6 +208,7 @@ pub(crate) async fn open(config: EtcdConfig) -> Result<Store, StoreError> {
         client,
         keys,
         tasks: Mutex::new(vec![follower, compactor]),
+        barrier: barrier::Barrier::new(),
         _scratch: scratch,
     });
     backend.catch_up(&store).await?;
@@ -275,23 +279,28 @@ impl Backend {
     /// (Watch progress reports would also tell when the replica is up to
     /// date, but etcd 3.4 before 3.4.25 may send one ahead of events it
     /// has not delivered yet, etcd issue 15220, so none is used.)
+    /// Concurrent calls share the quorum read (`barrier.rs`).
     pub(crate) async fn sync(&self, local: &Store) -> Result<u64, StoreError> {
         let newest = self
-            .client
-            .range(RangeRequest {
-                key: self.keys.last_write(),
-                keys_only: true,
-                ..Default::default()
+            .barrier
+            .read(|| async {
+                let read = self
+                    .client
+                    .range(RangeRequest {
+                        key: self.keys.last_write(),
+                        keys_only: true,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(read
+                    .kvs
+                    .first()
+                    .map_or(0, |kv| u64::try_from(kv.mod_revision).unwrap_or(u64::MAX)))
             })
             .await
-            .map_err(unavailable)?;
-        match newest.kvs.first() {
-            Some(kv) => {
-                self.wait_for(local, u64::try_from(kv.mod_revision).unwrap_or(u64::MAX))
-                    .await
-            }
-            None => Ok(local.revision()),
-        }
+            .map_err(|e| StoreError::Unavailable(format!("etcd: {e}")))?;
+        self.wait_for(local, newest).await
     }
 
     /// Waits, however long it takes, until the replica has replayed etcd's
