@@ -4,7 +4,8 @@
 //! this one), loads generated companies through `BatchCreateCompanies`,
 //! then drives each scenario with many calls in flight over several
 //! connections, several runs each, beside its baselines: a bare tonic echo
-//! server (this binary, `echo-server`), a raw sled loop and PostgreSQL.
+//! server (this binary, `echo-server`), a raw sled loop and PostgreSQL;
+//! then a registry on a 3-member etcd cluster beside etcd itself.
 //! Writes `results.json` and the Markdown report of medians and targets.
 //!
 //! ```sh
@@ -15,6 +16,7 @@
 
 mod dataset;
 mod echo;
+mod etcd;
 mod listings;
 mod load;
 mod postgres;

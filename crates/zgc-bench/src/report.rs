@@ -228,6 +228,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
         ),
         status: verdict(disk <= 3.0, full),
     });
+    out.extend(etcd_targets(r, full));
     if r.postgres.is_empty() {
         out.push(not_measured(
             "GetSummary latency ≥ 100x lower than PostgreSQL's GROUP BY",
@@ -248,6 +249,73 @@ pub fn targets(r: &Results) -> Vec<Target> {
             status: verdict(ratio >= 100.0, full),
         });
     }
+    out
+}
+
+/// The registry on etcd: reads against the echo measured beside them,
+/// writes against the same transactions sent straight to etcd.
+fn etcd_targets(r: &Results, full: bool) -> Vec<Target> {
+    let goals = [
+        "on etcd: GetCompany throughput ≥ 0.8x echo",
+        "on etcd: GetSummary `all` ≥ 0.8x echo",
+        "on etcd: durable CreateCompany ≥ 0.8x the same transactions straight to etcd",
+        "on etcd: import ≥ 0.7x the rate of the same transactions straight to etcd",
+    ];
+    let Some(e) = &r.etcd else {
+        return goals.iter().map(|g| not_measured(g)).collect();
+    };
+    let mut out = Vec::new();
+    for (name, goal) in [("etcd/get", goals[0]), ("etcd/summary/all", goals[1])] {
+        out.push(match r.scenario(name).zip(r.baseline(name)) {
+            Some((s, echo)) => {
+                let (tput, base) = (s.throughput_per_s.median, echo.throughput_per_s.median);
+                Target {
+                    goal: goal.into(),
+                    measured: format!(
+                        "{:.3}x ({tput:.0} vs {base:.0} calls/s of `{}`)",
+                        tput / base,
+                        echo.name
+                    ),
+                    status: verdict(tput / base >= 0.8, full),
+                }
+            }
+            None => not_measured(goal),
+        });
+    }
+    out.push(
+        match r
+            .scenario("etcd/create")
+            .filter(|_| e.raw_creates_per_s.median > 0.0)
+        {
+            Some(s) => {
+                let ratio = s.throughput_per_s.median / e.raw_creates_per_s.median;
+                Target {
+                    goal: goals[2].into(),
+                    measured: format!(
+                        "{ratio:.3}x ({:.0} vs {:.0} writes/s)",
+                        s.throughput_per_s.median, e.raw_creates_per_s.median
+                    ),
+                    status: verdict(ratio >= 0.8, true),
+                }
+            }
+            None => not_measured(goals[2]),
+        },
+    );
+    out.push(if e.import_s.median > 0.0 && e.raw_import_s.median > 0.0 {
+        let ratio = e.raw_import_s.median / e.import_s.median;
+        Target {
+            goal: goals[3].into(),
+            measured: format!(
+                "{ratio:.3}x ({:.1} s vs {:.1} s for {} companies)",
+                e.import_s.median,
+                e.raw_import_s.median,
+                thousands(r.companies)
+            ),
+            status: verdict(ratio >= 0.7, full),
+        }
+    } else {
+        not_measured(goals[3])
+    });
     out
 }
 
@@ -293,6 +361,7 @@ pub fn markdown(r: &Results) -> String {
         once_per_run_section(r),
         postgres_section(r),
         listings_section(r),
+        etcd_section(r),
         format!("{END}\n"),
     ]
     .concat()
@@ -476,6 +545,63 @@ fn listings_section(r: &Results) -> String {
         );
     }
     md + "\n"
+}
+
+fn etcd_section(r: &Results) -> String {
+    let Some(e) = &r.etcd else {
+        return String::new();
+    };
+    let tput = |name: &str| {
+        r.scenario(name).map_or("—".to_string(), |s| {
+            format!("{:.0}", s.throughput_per_s.median)
+        })
+    };
+    let rate = |seconds: f64| {
+        if seconds > 0.0 {
+            format!("{:.0}", r.companies as f64 / seconds)
+        } else {
+            "—".into()
+        }
+    };
+    format!(
+        "### On etcd\n\n\
+         The registry with `--etcd-endpoints` on a 3-member etcd cluster on this machine \
+         (each member fsyncs), beside the same transactions sent straight to etcd by a plain \
+         client (`crates/zgc-bench/src/etcd.rs`). Its load scenarios are in the table above \
+         as `etcd/...`, each against the echo measured beside it.\n\n\
+         | | registry on etcd | straight to etcd | ratio |\n\
+         |---|---|---|---|\n\
+         | import of {} companies (companies/s) | {} ({:.1} s) | {} ({:.1} s) | {:.2}x |\n\
+         | durable creates, {} in flight (writes/s) | {} | {:.0} | {} |\n\
+         | durable creates through {} registry replicas (writes/s) | {} | | {} against 1 replica |\n\n",
+        thousands(r.companies),
+        rate(e.import_s.median),
+        e.import_s.median,
+        rate(e.raw_import_s.median),
+        e.raw_import_s.median,
+        if e.import_s.median > 0.0 {
+            e.raw_import_s.median / e.import_s.median
+        } else {
+            0.0
+        },
+        r.concurrency,
+        tput("etcd/create"),
+        e.raw_creates_per_s.median,
+        r.scenario("etcd/create")
+            .filter(|_| e.raw_creates_per_s.median > 0.0)
+            .map_or("—".into(), |s| format!(
+                "{:.2}x",
+                s.throughput_per_s.median / e.raw_creates_per_s.median
+            )),
+        e.replicas,
+        tput("etcd/create-replicas"),
+        r.scenario("etcd/create-replicas")
+            .zip(r.scenario("etcd/create"))
+            .map_or("—".into(), |(many, one)| format!(
+                "{:.2}x",
+                many.throughput_per_s.median / one.throughput_per_s.median
+            )),
+    )
 }
 
 /// `existing` with its generated part replaced by `generated`; the whole

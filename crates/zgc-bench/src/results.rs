@@ -49,6 +49,25 @@ pub struct Results {
     /// Each listing shape against PostgreSQL, one call at a time.
     #[serde(default)]
     pub listings: Vec<ListComparison>,
+    /// The registry on etcd beside etcd itself.
+    #[serde(default)]
+    pub etcd: Option<EtcdFigures>,
+}
+
+/// The registry on a 3-member etcd cluster beside the same work sent to
+/// etcd straight (`etcd.rs`); its load scenarios are among the others,
+/// named `etcd/...`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EtcdFigures {
+    /// Importing every company into a registry on etcd.
+    pub import_s: Median,
+    /// The registry's import transactions sent straight to etcd.
+    pub raw_import_s: Median,
+    /// Single-company create transactions sent straight to etcd, per
+    /// second, as many in flight as the create scenario.
+    pub raw_creates_per_s: Median,
+    /// Registry replicas in the `etcd/create-replicas` scenario.
+    pub replicas: usize,
 }
 
 /// The machine.
@@ -168,17 +187,29 @@ impl Results {
     /// own page, when the run has it; otherwise `echo` (a company-sized
     /// reply). Only a baseline with throughput counts.
     pub fn baseline(&self, scenario: &str) -> Option<&Scenario> {
-        scenario
+        // A scenario on etcd is compared with the echo measured beside it.
+        let (on_etcd, scenario) = match scenario.strip_prefix("etcd/") {
+            Some(rest) => (true, rest),
+            None => (false, scenario),
+        };
+        let name = scenario
             .strip_prefix("summary/")
             .or_else(|| scenario.strip_prefix("observed-echo/summary/"))
-            .and_then(|label| self.scenario(&summary_echo_name(label)))
-            .or_else(|| {
-                scenario
-                    .strip_prefix("list/")
-                    .and_then(|label| self.scenario(&list_echo_name(label)))
-            })
-            .or_else(|| self.scenario("echo"))
-            .filter(|s| s.throughput_per_s.median > 0.0)
+            .map(summary_echo_name)
+            .or_else(|| scenario.strip_prefix("list/").map(list_echo_name))
+            .unwrap_or_else(|| "echo".to_string());
+        let measured = |name: &str| {
+            self.scenario(name)
+                .filter(|s| s.throughput_per_s.median > 0.0)
+        };
+        let beside = if on_etcd {
+            measured(&format!("etcd/{name}"))
+        } else {
+            None
+        };
+        beside
+            .or_else(|| measured(&name))
+            .or_else(|| measured("echo"))
     }
 }
 

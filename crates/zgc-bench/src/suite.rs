@@ -22,7 +22,7 @@ use crate::procs::{self, Server};
 use crate::results::{self, Freshness, ListComparison, Median, Results, SqlComparison};
 use crate::scenarios::{self, Scenario, Target};
 use crate::server_latency;
-use crate::{echo, load, report, sled_loop};
+use crate::{echo, etcd, load, report, sled_loop};
 
 /// How the suite runs.
 #[derive(Debug, Clone, clap::Args)]
@@ -55,6 +55,13 @@ pub struct Options {
     /// measured").
     #[arg(long)]
     pub skip_postgres: bool,
+    /// Leave out the registry on etcd (its targets then read "not
+    /// measured").
+    #[arg(long)]
+    pub skip_etcd: bool,
+    /// Registry replicas over the etcd cluster in the replicas scenario.
+    #[arg(long, default_value_t = 3)]
+    pub etcd_replicas: usize,
     /// Run only these load scenarios and measurements (comma-separated
     /// names as in the report, e.g. `get,summary/all,freshness,postgres,
     /// raw-sled`), for profiling; a scenario's echo baseline runs with it.
@@ -83,6 +90,9 @@ pub enum SuiteError {
     /// The PostgreSQL baseline.
     #[error(transparent)]
     Postgres(#[from] postgres::PgError),
+    /// The etcd cluster.
+    #[error(transparent)]
+    Etcd(#[from] zgc_etcd::cluster::ClusterError),
     /// A connection failed.
     #[error("connect: {0}")]
     Connect(#[from] tonic::transport::Error),
@@ -693,7 +703,7 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
     let echo = Server::spawn(&std::env::current_exe()?, &echo_args).await?;
     echo_args.extend(strings(&["--metrics-listen", "127.0.0.1:0"]));
     let observed_echo = Server::spawn(&std::env::current_exe()?, &echo_args).await?;
-    let servers = Servers {
+    let mut servers = Servers {
         to_echo: channels(echo.addr, o.connections).await?,
         to_observed_echo: channels(observed_echo.addr, o.connections).await?,
         to_registry: channels(registry.addr, o.connections).await?,
@@ -764,6 +774,9 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
     if o.wants("freshness") {
         r.freshness = freshness(&o, &servers).await?;
     }
+    if !o.skip_etcd && o.wants("etcd") {
+        r.etcd = Some(on_etcd(&o, &mut servers, &mut r.scenarios).await?);
+    }
 
     r.registry_peak_rss_bytes = registry_rss.max(servers.registry.peak_rss());
     r.stats_peak_rss_bytes = servers.stats.peak_rss();
@@ -782,6 +795,200 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
     drop(registry);
 
     write(&o, &r)
+}
+
+/// A registry on the etcd cluster at `endpoints`, under `prefix`.
+async fn etcd_registry(endpoints: &str, prefix: &str) -> Result<Server, SuiteError> {
+    let mut args = server_args("--etcd-endpoints", endpoints.to_string());
+    args.extend(strings(&["--etcd-prefix", prefix]));
+    let registry = Server::spawn(&procs::sibling("zgc-registry"), &args).await?;
+    wait_serving(registry.addr).await?;
+    Ok(registry)
+}
+
+/// Runs `group` with the registry and the stats service swapped for the
+/// ones on etcd; the scenarios are named `etcd/...`.
+async fn measure_on(
+    o: &Options,
+    servers: &mut Servers,
+    on: &mut (Server, Server, Vec<Channel>, Vec<Channel>),
+    group: &[&Scenario],
+) -> Result<Vec<results::Scenario>, SuiteError> {
+    std::mem::swap(&mut servers.registry, &mut on.0);
+    std::mem::swap(&mut servers.stats, &mut on.1);
+    std::mem::swap(&mut servers.to_registry, &mut on.2);
+    std::mem::swap(&mut servers.to_stats, &mut on.3);
+    let measured = measure(o, servers, group).await;
+    std::mem::swap(&mut servers.registry, &mut on.0);
+    std::mem::swap(&mut servers.stats, &mut on.1);
+    std::mem::swap(&mut servers.to_registry, &mut on.2);
+    std::mem::swap(&mut servers.to_stats, &mut on.3);
+    measured
+}
+
+fn renamed(mut s: Scenario, suffix: &str) -> Scenario {
+    s.name = format!("etcd/{}", s.name);
+    s.description = format!("{}{suffix}", s.description);
+    s
+}
+
+/// The registry on a 3-member etcd cluster: the import and durable creates
+/// against the same transactions sent straight to etcd, taking turns;
+/// GetCompany and GetSummary against the echo; creates through several
+/// replicas against one.
+async fn on_etcd(
+    o: &Options,
+    servers: &mut Servers,
+    scenarios_out: &mut Vec<results::Scenario>,
+) -> Result<results::EtcdFigures, SuiteError> {
+    let cluster = zgc_etcd::cluster::EtcdCluster::start(3).await?;
+    let endpoints = cluster.endpoints().join(",");
+    let fail = |e: String| SuiteError::Failed(format!("etcd: {e}"));
+    let client = cluster.client().map_err(|e| fail(e.to_string()))?;
+    let in_flight = usize::from(o.import_in_flight);
+
+    // Imports, taking turns; each starts from an empty prefix, and the
+    // registry of the last stays.
+    let (mut imports, mut raw_imports) = (vec![], vec![]);
+    let mut kept: Option<Server> = None;
+    for run in 0..o.runs.max(1) {
+        etcd::clear(&client, etcd::PREFIX).await.map_err(fail)?;
+        let took = etcd::import(&client, o.companies, in_flight)
+            .await
+            .map_err(fail)?;
+        raw_imports.push(took.as_secs_f64());
+        etcd::clear(&client, etcd::PREFIX).await.map_err(fail)?;
+        if let Some(old) = kept.take() {
+            drop(old);
+            etcd::clear(&client, "zgc/").await.map_err(fail)?;
+        }
+        let registry = etcd_registry(&endpoints, "zgc/").await?;
+        let loaded = dataset::import(channel(registry.addr).await?, o.companies, in_flight).await?;
+        imports.push(loaded.took.as_secs_f64());
+        eprintln!(
+            "etcd import run {run}: registry {:.1} s, straight to etcd {:.1} s",
+            loaded.took.as_secs_f64(),
+            took.as_secs_f64()
+        );
+        kept = Some(registry);
+    }
+    let Some(registry) = kept else {
+        return Err(SuiteError::Failed("no etcd import ran".into()));
+    };
+    let stats = Server::spawn(&procs::sibling("zgc-stats"), &stats_args(registry.addr)).await?;
+    wait_serving(stats.addr).await?;
+    let mut on = (registry, stats, Vec::new(), Vec::new());
+    on.2 = channels(on.0.addr, o.connections).await?;
+    on.3 = channels(on.1.addr, o.connections).await?;
+
+    // Reads against the echo, measured beside them.
+    let names = {
+        let mut c = RegistryServiceClient::new(channel(on.0.addr).await?);
+        let page = c
+            .list_companies(ListCompaniesRequest {
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        Arc::new(
+            page.companies
+                .into_iter()
+                .map(|c| c.name)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let all = Scope {
+        selector: Some(zgc_proto::stats::v1::scope::Selector::All(true)),
+        include_affiliates: false,
+    };
+    let groups = [
+        vec![
+            renamed(scenarios::echo(), ""),
+            renamed(scenarios::get(names), " (registry on etcd)"),
+        ],
+        vec![
+            renamed(scenarios::echo_summary("all", all.clone()), ""),
+            renamed(
+                scenarios::summary("all", all),
+                " (following the registry on etcd)",
+            ),
+        ],
+    ];
+    for group in &groups {
+        let group: Vec<&Scenario> = group.iter().collect();
+        scenarios_out.extend(measure_on(o, servers, &mut on, &group).await?);
+    }
+
+    // Creates, taking turns with the same transactions straight to etcd.
+    let create = renamed(scenarios::create(), " (registry on etcd)");
+    let mut raw_creates = vec![];
+    let mut runs = Vec::new();
+    let company = scenarios::new_company("raw").company.unwrap_or_default();
+    let raw_clients: Vec<_> = (0..o.connections.max(1))
+        .map(|_| cluster.client())
+        .collect::<Result<_, _>>()
+        .map_err(|e| fail(e.to_string()))?;
+    let once = Options {
+        runs: 1,
+        ..o.clone()
+    };
+    for _ in 0..o.runs.max(1) {
+        runs.extend(measure_on(&once, servers, &mut on, &[&create]).await?);
+        raw_creates.push(
+            etcd::creates(
+                &raw_clients,
+                o.concurrency,
+                Duration::from_secs_f64(o.seconds),
+                &company,
+            )
+            .await
+            .map_err(fail)?,
+        );
+    }
+    scenarios_out.push(median_of(runs));
+
+    // The same creates through several replicas.
+    let mut replicas = vec![];
+    for _ in 1..o.etcd_replicas.max(1) {
+        replicas.push(etcd_registry(&endpoints, "zgc/").await?);
+    }
+    let mut spread = on.2.clone();
+    for replica in &replicas {
+        spread.extend(channels(replica.addr, o.connections).await?);
+    }
+    let single = std::mem::replace(&mut on.2, spread);
+    let mut many = renamed(scenarios::create(), "");
+    many.name = "etcd/create-replicas".into();
+    many.description = format!(
+        "CreateCompany, durable, through {} registry replicas over one etcd cluster",
+        o.etcd_replicas.max(1)
+    );
+    scenarios_out.extend(measure_on(o, servers, &mut on, &[&many]).await?);
+    on.2 = single;
+    drop(replicas);
+
+    Ok(results::EtcdFigures {
+        import_s: Median::of(imports),
+        raw_import_s: Median::of(raw_imports),
+        raw_creates_per_s: Median::of(raw_creates),
+        replicas: o.etcd_replicas.max(1),
+    })
+}
+
+/// One scenario's runs measured one at a time, as one.
+fn median_of(runs: Vec<results::Scenario>) -> results::Scenario {
+    let mut out = runs.first().cloned().unwrap_or_default();
+    let tput = runs.iter().map(|s| s.throughput_per_s.median).collect();
+    let p50 = runs.iter().map(|s| s.p50_us).collect();
+    let p99 = runs.iter().map(|s| s.p99_us).collect();
+    let cpu = runs.iter().map(|s| s.server_cpu_ms_per_call).collect();
+    out.throughput_per_s = Median::of(tput);
+    out.p50_us = Median::of(p50).median;
+    out.p99_us = Median::of(p99).median;
+    out.server_cpu_ms_per_call = Median::of(cpu).median;
+    out.server_p99_us = None;
+    out
 }
 
 /// Writes `results.json` and the Markdown report.

@@ -8,11 +8,13 @@
 //! revision is an etcd revision.
 //!
 //! A write is decided by the same rules as on sled (`rules.rs`), against
-//! the replica's state once it has caught up with etcd's revision at the
-//! time of the call, and committed as one etcd transaction
+//! the replica's state as it is, and committed as one etcd transaction
 //! (`txn.rs`): one revision per write, as the contract says. Everything
-//! the rules read is compared in the transaction, so a write that raced
-//! another replica's is decided again on the newer state. A write is
+//! the rules read is compared in the transaction, so a write decided on a
+//! state etcd has left (another replica's write, or one of this replica's
+//! not stored yet) is decided again once the replica has caught up; a
+//! refusal stands only once decided on a replica that has caught up with
+//! etcd since the call came. A write is
 //! acknowledged once etcd has committed it (durable on a quorum) and the
 //! replica has stored it, so the writer reads its own write. When etcd
 //! cannot say whether a transaction applied (the member failed after it
@@ -216,6 +218,21 @@ pub(crate) async fn open(config: EtcdConfig) -> Result<Store, StoreError> {
     Ok(store)
 }
 
+/// Whether `e` is a rule's refusal of a write (as opposed to a failure to
+/// decide it).
+fn is_refusal(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::AlreadyExists { .. }
+            | StoreError::NotFound { .. }
+            | StoreError::MissingReference { .. }
+            | StoreError::InUse { .. }
+            | StoreError::Cycle { .. }
+            | StoreError::RevisionMismatch { .. }
+            | StoreError::RequestIdReused { .. }
+    )
+}
+
 /// A write decided against the replica.
 enum Decided {
     /// A retried request, answered from the replica's change log.
@@ -399,9 +416,23 @@ impl Backend {
         write: Write,
     ) -> Result<WriteOutcome, StoreError> {
         let request = rules::request_of(&write).cloned();
+        // Whether the replica has caught up with etcd since the call came.
+        let mut synced = false;
         for attempt in 0..MAX_ATTEMPTS {
-            let base = self.sync(local).await?;
-            let (changes, compares) = match self.decide(local, &write, base)? {
+            // Decided on the replica as it is: the compares catch anything
+            // newer in etcd, so writes in flight do not wait for each other
+            // to reach the replica. A refusal, though, may come from a state
+            // etcd has left, so it stands only once decided on a replica
+            // that has caught up.
+            let decided = match self.decide(local, &write, local.revision()) {
+                Err(e) if !synced && is_refusal(&e) => {
+                    self.sync(local).await?;
+                    synced = true;
+                    continue;
+                }
+                decided => decided?,
+            };
+            let (changes, compares) = match decided {
                 Decided::Replay(outcome) => return Ok(outcome),
                 Decided::ReplayFromEtcd { revision, entities } => {
                     return self.replay_from_etcd(revision, &entities).await;
@@ -421,6 +452,10 @@ impl Backend {
                         revision,
                         "an etcd write conflicted; deciding it again"
                     );
+                    // Decide again on a replica that has what the compares
+                    // saw.
+                    self.sync(local).await?;
+                    synced = true;
                 }
                 Err(EtcdError::Ambiguous(why)) => {
                     tracing::warn!(%why, "an etcd write may or may not have applied; reading to find out");
