@@ -526,3 +526,47 @@ async fn a_registry_reaches_etcd_over_mutual_tls_as_an_etcd_user() {
         .into_inner();
     assert_eq!(read, created);
 }
+
+/// etcd batches up to a thousand revisions into one watch response, far
+/// past gRPC's usual 4 MiB message limit; a replica replaying such a
+/// history takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_replays_history_larger_than_a_default_grpc_message() {
+    let backend = Backend::etcd().await;
+    let first = backend.start(|_| {}).await;
+    let mut c = first.client().await;
+    let mut last = String::new();
+    for batch in 0..3 {
+        let requests = (0..1000)
+            .map(|i| {
+                let mut co = company(&format!("Big {batch}-{i}"), "Hebei", "Baoding");
+                co.labels = (0..16)
+                    .map(|k| (format!("k{k}"), "x".repeat(120)))
+                    .collect();
+                CreateCompanyRequest {
+                    company: Some(co),
+                    company_id: format!("big-{batch}-{i}"),
+                    ..Default::default()
+                }
+            })
+            .collect();
+        let created = c
+            .batch_create_companies(BatchCreateCompaniesRequest {
+                requests,
+                request_id: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        last = created.companies.last().unwrap().name.clone();
+    }
+    let second = backend.start(|_| {}).await;
+    let read = second
+        .client()
+        .await
+        .get_company(GetCompanyRequest { name: last.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(read.name, last);
+}

@@ -110,6 +110,20 @@ pub(crate) enum Kind {
     Once,
 }
 
+/// The largest response accepted from etcd. A watch response carries up
+/// to a thousand revisions and a range page a thousand values, well past
+/// tonic's default of 4 MiB; this still bounds what a member can make the
+/// client hold.
+pub(crate) const MAX_RESPONSE_BYTES: usize = 256 << 20;
+
+/// A KV client on `channel` that takes etcd's large responses; requests
+/// are bounded by etcd (`--max-request-bytes`).
+fn kv(channel: Channel) -> KvClient<Channel> {
+    KvClient::new(channel)
+        .max_decoding_message_size(MAX_RESPONSE_BYTES)
+        .max_encoding_message_size(usize::MAX)
+}
+
 /// An etcd cluster. Cheap to clone; clones share the connections.
 #[derive(Clone)]
 pub struct Client {
@@ -168,7 +182,7 @@ impl Client {
     /// Reads keys (linearizable unless `serializable` is set).
     pub async fn range(&self, request: RangeRequest) -> Result<RangeResponse, EtcdError> {
         self.unary(Kind::Repeatable, request, |channel, request| async move {
-            KvClient::new(channel).range(request).await
+            kv(channel).range(request).await
         })
         .await
     }
@@ -177,7 +191,7 @@ impl Client {
     /// that leaves its effect unknown is [`EtcdError::Ambiguous`].
     pub async fn txn(&self, request: TxnRequest) -> Result<TxnResponse, EtcdError> {
         self.unary(Kind::Once, request, |channel, request| async move {
-            KvClient::new(channel).txn(request).await
+            kv(channel).txn(request).await
         })
         .await
     }
@@ -191,7 +205,7 @@ impl Client {
         };
         let answer = self
             .unary(Kind::Repeatable, request, |channel, request| async move {
-                KvClient::new(channel).compact(request).await
+                kv(channel).compact(request).await
             })
             .await;
         match answer {

@@ -175,6 +175,7 @@ impl Watch {
             .await
             .map_err(|e| e.to_string())?;
         let responses = WatchClient::new(member.channel.clone())
+            .max_decoding_message_size(crate::client::MAX_RESPONSE_BYTES)
             .watch(request)
             .await
             .map_err(|status| format!("{}: {}", member.endpoint, status.message()))?

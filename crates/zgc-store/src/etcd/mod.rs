@@ -463,9 +463,12 @@ impl Backend {
                         return Ok(outcome);
                     }
                 }
+                // Sending it again would not help: etcd is set up for less
+                // than the write needs (deploy/README.md).
                 Err(EtcdError::Refused(status)) => {
-                    return Err(StoreError::Unavailable(format!(
-                        "etcd refused the write: {}",
+                    return Err(StoreError::Config(format!(
+                        "etcd refused the write: {} (etcd needs --max-txn-ops 4096 and \
+                         --max-request-bytes 16777216 for batches of 1,000 companies)",
                         status.message()
                     )));
                 }
