@@ -99,12 +99,18 @@ fn create_txn(companies: &[(String, Company)]) -> TxnRequest {
     }
 }
 
+/// Commits `txn`; sent again when etcd cannot say whether it applied (its
+/// compares then fail if it had).
 async fn commit(client: &Client, txn: TxnRequest) -> Result<(), String> {
-    match client.txn(txn).await {
-        Ok(response) if response.succeeded => Ok(()),
-        Ok(_) => Err("a baseline transaction's compares failed".into()),
-        Err(EtcdError::Ambiguous(why)) => Err(format!("ambiguous: {why}")),
-        Err(e) => Err(e.to_string()),
+    let mut ambiguous = false;
+    loop {
+        match client.txn(txn.clone()).await {
+            Ok(response) if response.succeeded => return Ok(()),
+            Ok(_) if ambiguous => return Ok(()),
+            Ok(_) => return Err("a baseline transaction's compares failed".into()),
+            Err(EtcdError::Ambiguous(_)) => ambiguous = true,
+            Err(e) => return Err(e.to_string()),
+        }
     }
 }
 

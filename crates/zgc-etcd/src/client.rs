@@ -41,9 +41,11 @@ const FIRST_PAUSE: Duration = Duration::from_millis(25);
 const MAX_PAUSE: Duration = Duration::from_millis(800);
 /// HTTP/2 pings on every connection, so that a member that vanished
 /// without closing its connections (a partition, a power loss) is noticed
-/// and its calls and watches move on.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// and its calls and watches move on. Well above etcd's
+/// `--grpc-keepalive-min-time` (5 s): a client pinging more often is sent
+/// away with GOAWAY `too_many_pings`, and its calls in flight with it.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How to reach an etcd cluster.
 #[derive(Debug, Clone)]
