@@ -41,9 +41,10 @@ const FIRST_PAUSE: Duration = Duration::from_millis(25);
 const MAX_PAUSE: Duration = Duration::from_millis(800);
 /// HTTP/2 pings on every connection, so that a member that vanished
 /// without closing its connections (a partition, a power loss) is noticed
-/// and its calls and watches move on. Well above etcd's
-/// `--grpc-keepalive-min-time` (5 s): a client pinging more often is sent
-/// away with GOAWAY `too_many_pings`, and its calls in flight with it.
+/// and its calls and watches move on. Only while calls or watches are in
+/// flight, and well above etcd's `--grpc-keepalive-min-time` (5 s): etcd
+/// sends a client that pings more often, or on an idle connection, away
+/// with GOAWAY `too_many_pings`, and its calls in flight with it.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -157,7 +158,7 @@ impl Client {
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
                 .keep_alive_timeout(KEEPALIVE_TIMEOUT)
-                .keep_alive_while_idle(true)
+                .keep_alive_while_idle(false)
                 .connect_lazy();
             members.push(Member {
                 endpoint: endpoint.clone(),
