@@ -25,12 +25,10 @@ use zgc_client::ClientTls;
 use crate::error::{EtcdError, Failure, classify};
 use crate::pb::etcdserverpb::auth_client::AuthClient;
 use crate::pb::etcdserverpb::kv_client::KvClient;
-use crate::pb::etcdserverpb::lease_client::LeaseClient;
 use crate::pb::etcdserverpb::maintenance_client::MaintenanceClient;
 use crate::pb::etcdserverpb::{
-    AuthenticateRequest, CompactionRequest, CompactionResponse, LeaseGrantRequest,
-    LeaseGrantResponse, RangeRequest, RangeResponse, StatusRequest, StatusResponse, TxnRequest,
-    TxnResponse,
+    AuthenticateRequest, CompactionRequest, CompactionResponse, RangeRequest, RangeResponse,
+    StatusRequest, StatusResponse, TxnRequest, TxnResponse,
 };
 
 /// The metadata key etcd reads the auth token from.
@@ -221,16 +219,6 @@ impl Client {
             }
             other => other,
         }
-    }
-
-    /// Grants a lease of `ttl` seconds.
-    pub async fn lease_grant(&self, ttl: i64) -> Result<LeaseGrantResponse, EtcdError> {
-        // A repeated grant makes a second lease that expires unused.
-        let request = LeaseGrantRequest { ttl, id: 0 };
-        self.unary(Kind::Repeatable, request, |channel, request| async move {
-            LeaseClient::new(channel).lease_grant(request).await
-        })
-        .await
     }
 
     /// The status of whichever member answers: its header carries the

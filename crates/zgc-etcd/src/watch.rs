@@ -14,9 +14,7 @@ use crate::client::{Client, Pauses};
 use crate::error::{EtcdError, Failure, classify};
 use crate::pb::etcdserverpb::watch_client::WatchClient;
 use crate::pb::etcdserverpb::watch_request::RequestUnion;
-use crate::pb::etcdserverpb::{
-    WatchCreateRequest, WatchProgressRequest, WatchRequest, WatchResponse,
-};
+use crate::pb::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
 use crate::pb::mvccpb::Event;
 
 /// Metadata that makes a member end the watch when it loses its leader,
@@ -61,7 +59,8 @@ pub struct Watch {
 }
 
 struct Open {
-    requests: mpsc::Sender<WatchRequest>,
+    /// Held so the request stream stays open: ending it ends the watch.
+    _requests: mpsc::Sender<WatchRequest>,
     responses: Streaming<WatchResponse>,
 }
 
@@ -130,23 +129,6 @@ impl Watch {
         }
     }
 
-    /// Asks the member for a progress report: a batch with no events whose
-    /// revision is the cluster's current one, once every event before it
-    /// has been delivered (etcd 3.4's `WatchProgressRequest`). A member
-    /// still catching the watch up sends none, so a caller waiting for one
-    /// asks again.
-    pub async fn request_progress(&mut self) -> Result<(), EtcdError> {
-        let request = WatchRequest {
-            request_union: Some(RequestUnion::ProgressRequest(WatchProgressRequest {})),
-        };
-        match &self.open {
-            Some(open) if open.requests.send(request).await.is_ok() => Ok(()),
-            // Not open: the next open starts from a revision the caller
-            // has, and its first report comes with the events.
-            _ => Ok(()),
-        }
-    }
-
     /// Opens the watch on the current member, from `next_revision`.
     async fn open(&mut self) -> Result<Open, String> {
         let members = self.client.members();
@@ -181,7 +163,7 @@ impl Watch {
             .map_err(|status| format!("{}: {}", member.endpoint, status.message()))?
             .into_inner();
         Ok(Open {
-            requests,
+            _requests: requests,
             responses,
         })
     }

@@ -453,11 +453,6 @@ impl Store {
         }
     }
 
-    /// Whether the store is a replica of an etcd cluster.
-    pub fn is_etcd(&self) -> bool {
-        self.etcd.is_some()
-    }
-
     /// The last durable revision.
     pub fn revision(&self) -> u64 {
         self.inner.durable_revision.load(Ordering::Acquire)

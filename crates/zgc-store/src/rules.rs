@@ -147,6 +147,12 @@ pub(crate) fn decide(
     Ok(Decision::Apply(d.changes))
 }
 
+/// The etag of an entity last changed at `revision`: the revision itself,
+/// so an etag check is a revision check.
+pub(crate) fn etag_of(revision: u64) -> String {
+    revision.to_string()
+}
+
 pub(crate) fn park_entity(p: Park) -> Entity {
     Entity {
         kind: Some(entity::Kind::Park(p)),
@@ -188,7 +194,7 @@ impl<S: State> Decider<'_, S> {
 
     fn stamp(&self, etag: &mut String, revision: &mut u64, update_time: &mut Option<Timestamp>) {
         *revision = self.revision;
-        *etag = self.revision.to_string();
+        *etag = etag_of(self.revision);
         *update_time = Some(self.now);
     }
 

@@ -18,7 +18,7 @@ use zgc_etcd::{Client, EtcdError, WatchOptions, prefix_end};
 use zgc_proto::registry::v1::{Company, Park};
 
 use super::keys::{Entry, Keys};
-use crate::rules::Change;
+use crate::rules::{Change, etag_of};
 use crate::{Inner, Job, Mirrored, Msg, StoreError, StoreStatus, Work, codec};
 
 /// Keys read per range request while loading.
@@ -108,7 +108,7 @@ impl Sink {
 pub(crate) fn restamp_park(bytes: &[u8], revision: u64) -> Result<(Park, Vec<u8>), StoreError> {
     let mut park = codec::decode_park(bytes)?;
     park.revision = revision;
-    park.etag = revision.to_string();
+    park.etag = etag_of(revision);
     let bytes = park.encode_to_vec();
     Ok((park, bytes))
 }
@@ -120,7 +120,7 @@ pub(crate) fn restamp_company(
 ) -> Result<(Company, Vec<u8>), StoreError> {
     let mut company = codec::decode_company(bytes)?;
     company.revision = revision;
-    company.etag = revision.to_string();
+    company.etag = etag_of(revision);
     let bytes = company.encode_to_vec();
     Ok((company, bytes))
 }

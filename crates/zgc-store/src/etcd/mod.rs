@@ -40,7 +40,7 @@ use zgc_proto::registry::v1::Entity;
 use self::keys::Keys;
 use self::mirror::Sink;
 use crate::pending::{View, WriteSet};
-use crate::rules::{self, Change, Decision, State, company_entity, park_entity};
+use crate::rules::{self, Change, Decision, State, company_entity, etag_of, park_entity};
 use crate::{
     Durability, RequestKey, Store, StoreConfig, StoreError, StoreStatus, Write, WriteOutcome,
 };
@@ -255,12 +255,12 @@ fn outcome(changes: Vec<Change>, revision: u64) -> WriteOutcome {
         .filter_map(|change| match change {
             Change::Park { after, .. } => after.map(|(mut park, _)| {
                 park.revision = revision;
-                park.etag = revision.to_string();
+                park.etag = etag_of(revision);
                 park_entity(park)
             }),
             Change::Company { after, .. } => after.map(|(mut company, _)| {
                 company.revision = revision;
-                company.etag = revision.to_string();
+                company.etag = etag_of(revision);
                 company_entity(company)
             }),
         })
@@ -296,49 +296,38 @@ impl Backend {
     /// (Watch progress reports would also tell when the replica is up to
     /// date, but etcd 3.4 before 3.4.25 may send one ahead of events it
     /// has not delivered yet, etcd issue 15220, so none is used.)
+    ///
     /// Concurrent calls share the quorum read (`barrier.rs`).
     pub(crate) async fn sync(&self, local: &Store) -> Result<u64, StoreError> {
         let newest = self
             .barrier
-            .read(|| async {
-                let read = self
-                    .client
-                    .range(RangeRequest {
-                        key: self.keys.last_write(),
-                        keys_only: true,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok(read
-                    .kvs
-                    .first()
-                    .map_or(0, |kv| u64::try_from(kv.mod_revision).unwrap_or(u64::MAX)))
-            })
+            .read(|| async { self.newest_write().await.map_err(|e| e.to_string()) })
             .await
             .map_err(|e| StoreError::Unavailable(format!("etcd: {e}")))?;
         self.wait_for(local, newest).await
     }
 
-    /// Waits, however long it takes, until the replica has replayed etcd's
-    /// history up to its newest write (a replica serves nothing before).
-    async fn catch_up(&self, local: &Store) -> Result<(), StoreError> {
-        let newest = self
+    /// The revision of the newest write, from a quorum read of the key
+    /// every write puts (0 before the first).
+    async fn newest_write(&self) -> Result<u64, EtcdError> {
+        let read = self
             .client
             .range(RangeRequest {
                 key: self.keys.last_write(),
                 keys_only: true,
                 ..Default::default()
             })
-            .await
-            .map_err(unavailable)?;
-        let Some(target) = newest
+            .await?;
+        Ok(read
             .kvs
             .first()
-            .map(|kv| u64::try_from(kv.mod_revision).unwrap_or(0))
-        else {
-            return Ok(());
-        };
+            .map_or(0, |kv| u64::try_from(kv.mod_revision).unwrap_or(u64::MAX)))
+    }
+
+    /// Waits, however long it takes, until the replica has replayed etcd's
+    /// history up to its newest write (a replica serves nothing before).
+    async fn catch_up(&self, local: &Store) -> Result<(), StoreError> {
+        let target = self.newest_write().await.map_err(unavailable)?;
         let mut revisions = local.subscribe();
         loop {
             if *revisions.borrow_and_update() >= target {
