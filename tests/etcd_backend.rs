@@ -45,15 +45,32 @@ async fn two_replicas_serve_one_registry() {
     let (one, two) = (backend.start(|_| {}).await, backend.start(|_| {}).await);
     let (mut a, mut b) = (one.client().await, two.client().await);
 
-    a.create_park(CreateParkRequest {
-        park_id: "zgc".into(),
-        park: Some(park("Zhongguancun", "Beijing", "Beijing")),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    // The other replica sees the park at once: the company's park exists
-    // and its location comes from it.
+    let zgc = a
+        .create_park(CreateParkRequest {
+            park_id: "zgc".into(),
+            park: Some(park("Zhongguancun", "Beijing", "Beijing")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Every read path of the other replica sees it at once.
+    let got = b
+        .get_park(GetParkRequest {
+            name: "parks/zgc".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got, zgc);
+    let listed = b
+        .list_parks(ListParksRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.parks, vec![zgc.clone()]);
+    // So do its writes: the company's park exists and its location comes
+    // from it.
     let mut new = company("Baidu", "", "");
     new.location = None;
     new.park = "parks/zgc".into();
@@ -77,6 +94,20 @@ async fn two_replicas_serve_one_registry() {
         .unwrap()
         .into_inner();
     assert_eq!(read, created, "a write on one replica is read on the other");
+    let batch = a
+        .batch_get_companies(BatchGetCompaniesRequest {
+            names: vec!["companies/baidu".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(batch.companies, vec![created.clone()]);
+    let page = a
+        .list_companies(ListCompaniesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.companies, vec![created.clone()]);
 
     let mut update = read.clone();
     update.employees = 45;
@@ -460,40 +491,11 @@ async fn writes_through_both_replicas_survive_losing_the_etcd_leader_and_a_repli
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_reaches_etcd_over_mutual_tls_as_an_etcd_user() {
-    use zgc_etcd::pb::etcdserverpb::auth_client::AuthClient;
-    use zgc_etcd::pb::etcdserverpb::{
-        AuthEnableRequest, AuthRoleAddRequest, AuthUserAddRequest, AuthUserGrantRoleRequest,
-    };
-
     let dir = tempfile::tempdir().unwrap();
     let pki = zgc_tests::pki::Pki::new(dir.path());
     let cluster = zgc_tests::etcd::tls_cluster(3, &pki).await;
     let tls = cluster.client_config().tls;
-    let channel = zgc_client::endpoint(&cluster.endpoint(0), &tls)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut auth = AuthClient::new(channel);
-    auth.role_add(AuthRoleAddRequest {
-        name: "root".into(),
-    })
-    .await
-    .unwrap();
-    auth.user_add(AuthUserAddRequest {
-        name: "root".into(),
-        password: "s3cret".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    auth.user_grant_role(AuthUserGrantRoleRequest {
-        user: "root".into(),
-        role: "root".into(),
-    })
-    .await
-    .unwrap();
-    auth.auth_enable(AuthEnableRequest {}).await.unwrap();
+    zgc_tests::etcd::enable_auth(&cluster, "s3cret").await;
     let password = dir.path().join("etcd-password");
     std::fs::write(&password, "s3cret\n").unwrap();
 

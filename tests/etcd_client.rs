@@ -7,14 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use tonic::transport::Channel;
-use zgc_etcd::pb::etcdserverpb::auth_client::AuthClient;
 use zgc_etcd::pb::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use zgc_etcd::pb::etcdserverpb::request_op::Request;
-use zgc_etcd::pb::etcdserverpb::{
-    AuthEnableRequest, AuthRoleAddRequest, AuthUserAddRequest, AuthUserGrantRoleRequest, Compare,
-    PutRequest, RangeRequest, RequestOp, TxnRequest,
-};
+use zgc_etcd::pb::etcdserverpb::{Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
 use zgc_etcd::{Client, Config, Credentials, EtcdError, WatchOptions, prefix_end};
 use zgc_tests::pki::Pki;
 
@@ -201,31 +196,7 @@ async fn a_watch_from_a_compacted_revision_is_told_how_far_history_goes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_auth_enabled_a_user_gets_a_token_and_a_stranger_is_refused() {
     let cluster = zgc_tests::etcd::cluster(3).await;
-    let channel = Channel::from_shared(cluster.endpoint(0))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut auth = AuthClient::new(channel);
-    auth.role_add(AuthRoleAddRequest {
-        name: "root".into(),
-    })
-    .await
-    .unwrap();
-    auth.user_add(AuthUserAddRequest {
-        name: "root".into(),
-        password: "s3cret".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    auth.user_grant_role(AuthUserGrantRoleRequest {
-        user: "root".into(),
-        role: "root".into(),
-    })
-    .await
-    .unwrap();
-    auth.auth_enable(AuthEnableRequest {}).await.unwrap();
+    zgc_tests::etcd::enable_auth(&cluster, "s3cret").await;
 
     let mut config = Config::new(cluster.endpoints());
     config.credentials = Some(Credentials {

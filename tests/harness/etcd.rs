@@ -29,3 +29,41 @@ pub async fn tls_cluster(size: usize, pki: &Pki) -> EtcdCluster {
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// Turns on etcd's auth with a `root` user whose password is `password`,
+/// as an operator does (`etcdctl user add root; auth enable`), through
+/// member 0 (over TLS when the cluster serves it).
+pub async fn enable_auth(cluster: &EtcdCluster, password: &str) {
+    use zgc_etcd::pb::etcdserverpb::auth_client::AuthClient;
+    use zgc_etcd::pb::etcdserverpb::{
+        AuthEnableRequest, AuthRoleAddRequest, AuthUserAddRequest, AuthUserGrantRoleRequest,
+    };
+
+    let channel = zgc_client::endpoint(&cluster.endpoint(0), &cluster.client_config().tls)
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect to etcd");
+    let mut auth = AuthClient::new(channel);
+    auth.role_add(AuthRoleAddRequest {
+        name: "root".into(),
+    })
+    .await
+    .expect("role add");
+    auth.user_add(AuthUserAddRequest {
+        name: "root".into(),
+        password: password.into(),
+        ..Default::default()
+    })
+    .await
+    .expect("user add");
+    auth.user_grant_role(AuthUserGrantRoleRequest {
+        user: "root".into(),
+        role: "root".into(),
+    })
+    .await
+    .expect("grant role");
+    auth.auth_enable(AuthEnableRequest {})
+        .await
+        .expect("auth enable");
+}
