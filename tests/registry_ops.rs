@@ -106,9 +106,13 @@ async fn a_second_registry_on_the_same_data_dir_refuses_to_start() {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let config = zgc_registry::Config::for_data_dir(&r.data_dir);
-    let err = zgc_registry::serve(config, listener, std::future::pending())
-        .await
-        .unwrap_err();
+    let err = zgc_registry::serve(
+        config,
+        listener,
+        futures::stream::pending::<zgc_server::shutdown::Stop>(),
+    )
+    .await
+    .unwrap_err();
     assert!(
         err.to_string().contains("in use by another process"),
         "{err}"

@@ -15,7 +15,9 @@ use zgc_proto::registry::v1::{Company, Park, ParkKind};
 use zgc_proto::stats::v1::stats_service_client::StatsServiceClient;
 use zgc_proto::types::v1::{Date, Location};
 use zgc_registry::Config;
+use zgc_server::shutdown::Stop;
 
+pub mod binaries;
 pub mod etcd;
 pub mod fixtures;
 pub mod otlp;
@@ -152,9 +154,10 @@ impl Registry {
                 config.clone(),
                 listener,
                 Some(metrics),
-                async move {
+                futures::stream::once(async move {
                     let _ = stopped.await;
-                },
+                    Stop::Now
+                }),
             ));
             // Up once its health service answers (serving or not yet). A
             // TLS registry is not probed (that would take the test's
@@ -298,9 +301,10 @@ impl Stats {
             config,
             listener,
             Some(metrics),
-            async move {
+            futures::stream::once(async move {
                 let _ = stopped.await;
-            },
+                Stop::Now
+            }),
         ));
         Self {
             addr,

@@ -132,7 +132,9 @@ async fn main() -> ExitCode {
                         announce("metrics listening", &l);
                         let metrics = zgc_server::metrics::Metrics::new();
                         let stop = tokio_util::sync::CancellationToken::new();
-                        zgc_server::metrics::spawn(Some(l), metrics.clone(), stop);
+                        let (health, _) = zgc_server::health::Health::new(&[]).await;
+                        health.serving().await;
+                        zgc_server::metrics::spawn(Some(l), metrics.clone(), health, stop);
                         Some(metrics)
                     }
                     Err(e) => {

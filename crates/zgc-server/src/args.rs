@@ -23,8 +23,16 @@ pub struct ServerArgs {
     /// for requests stays under about this many times the largest message.
     #[arg(long, env = "ZGC_MAX_CONCURRENT_CALLS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_calls: u32,
-    /// Seconds in-flight calls get to finish after SIGTERM before they are
-    /// cut off.
+    /// Seconds the server keeps accepting and serving calls after SIGTERM,
+    /// with health already NOT_SERVING, so that proxies and load balancers
+    /// take it out of their rotation before it stops accepting (SIGINT
+    /// skips this). Keep it longer than they take to notice: a readiness
+    /// probe's period times its failure threshold, plus the time endpoint
+    /// changes take to reach every proxy. See deploy/README.md.
+    #[arg(long, env = "ZGC_SHUTDOWN_DELAY_SECS", default_value_t = 5)]
+    pub shutdown_delay_secs: u64,
+    /// Seconds in-flight calls get to finish once the server has stopped
+    /// accepting (after the shutdown delay) before they are cut off.
     #[arg(long, env = "ZGC_DRAIN_SECS", default_value_t = 10)]
     pub drain_secs: u64,
     /// Log line format (filter with RUST_LOG).
@@ -117,6 +125,11 @@ impl ServerArgs {
     /// The drain timeout.
     pub fn drain(&self) -> Duration {
         Duration::from_secs(self.drain_secs)
+    }
+
+    /// How long a graceful stop keeps serving before it stops accepting.
+    pub fn shutdown_delay(&self) -> Duration {
+        Duration::from_secs(self.shutdown_delay_secs)
     }
 
     /// The load-shedding layer these flags ask for.

@@ -1,4 +1,9 @@
 //! `grpc.health.v1.Health`: `""` and each named service report together.
+//! The same state is served over plain HTTP as `GET /ready` on the
+//! metrics port ([`crate::metrics`]), for proxies and load balancers that
+//! cannot speak gRPC health (HAProxy, nginx, most cloud load balancers).
+
+use std::sync::Arc;
 
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
@@ -9,6 +14,7 @@ use tonic_health::server::{HealthReporter, health_reporter};
 pub struct Health {
     reporter: HealthReporter,
     names: Vec<String>,
+    serving: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Health {
@@ -25,12 +31,14 @@ impl Health {
         let health = Self {
             reporter,
             names: all,
+            serving: Arc::new(tokio::sync::watch::channel(false).0),
         };
         health.set(ServingStatus::NotServing).await;
         (health, server)
     }
 
     async fn set(&self, status: ServingStatus) {
+        self.serving.send_replace(status == ServingStatus::Serving);
         for name in &self.names {
             self.reporter
                 .set_service_status(name.as_str(), status)
@@ -46,5 +54,10 @@ impl Health {
     /// Reports NOT_SERVING for every name.
     pub async fn not_serving(&self) {
         self.set(ServingStatus::NotServing).await;
+    }
+
+    /// Whether every name reports SERVING.
+    pub fn is_serving(&self) -> bool {
+        *self.serving.borrow()
     }
 }

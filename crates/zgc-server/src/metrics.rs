@@ -14,6 +14,8 @@ use prometheus_client::registry::{Metric, Registry};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::health::Health;
+
 /// Labels of a finished call.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
@@ -270,29 +272,53 @@ pub async fn bind(args: &crate::ServerArgs) -> std::io::Result<Option<TcpListene
 pub fn spawn(
     listener: Option<TcpListener>,
     metrics: Arc<Metrics>,
+    health: Health,
     stop: CancellationToken,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    listener.map(|l| tokio::spawn(serve(l, metrics, stop)))
+    listener.map(|l| tokio::spawn(serve(l, metrics, health, stop)))
 }
 
-/// Serves `GET /metrics` on `listener` until `stop` is cancelled.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, stop: CancellationToken) {
+/// Serves `GET /metrics` and `GET /ready` on `listener` until `stop` is
+/// cancelled. `/ready` answers 200 `SERVING` while the gRPC health service
+/// reports SERVING, else 503 `NOT_SERVING`: from the moment shutdown
+/// begins, so an HTTP health check takes the replica out during the
+/// shutdown delay.
+pub async fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    health: Health,
+    stop: CancellationToken,
+) {
     use axum::routing::get;
-    let app = axum::Router::new().route(
-        "/metrics",
-        get(move || {
-            let metrics = metrics.clone();
-            async move {
-                (
-                    [(
-                        http::header::CONTENT_TYPE,
-                        "text/plain; version=0.0.4; charset=utf-8",
-                    )],
-                    metrics.encode(),
-                )
-            }
-        }),
-    );
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(
+                            http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        metrics.encode(),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/ready",
+            get(move || {
+                let serving = health.is_serving();
+                async move {
+                    if serving {
+                        (http::StatusCode::OK, "SERVING\n")
+                    } else {
+                        (http::StatusCode::SERVICE_UNAVAILABLE, "NOT_SERVING\n")
+                    }
+                }
+            }),
+        );
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "metrics listening");
     }

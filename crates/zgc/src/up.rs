@@ -4,10 +4,12 @@
 use std::io::Cursor;
 use std::path::Path;
 
+use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use zgc_proto::registry::v1::ListParksRequest;
 use zgc_proto::stats::v1::{GetSummaryRequest, Scope, scope};
+use zgc_server::shutdown::Stop;
 
 use crate::cli::Up;
 use crate::connect;
@@ -48,6 +50,16 @@ fn stats_config(registry_endpoint: &str) -> zgc_stats::Config {
     zgc_stats::Config::for_registry(registry_endpoint)
 }
 
+/// Resolves when `stop` is cancelled, asking a server to stop at once:
+/// `zgc up` serves one person's machine, with no proxy to leave first.
+fn stopped(stop: &CancellationToken) -> impl futures::Stream<Item = Stop> + Send + 'static {
+    let stop = stop.clone();
+    futures::stream::once(async move {
+        stop.cancelled().await;
+        Stop::Now
+    })
+}
+
 /// Runs until Ctrl-C or SIGTERM.
 pub async fn run(up: Up) -> Result<(), CliError> {
     let (registry_listener, registry_addr) = bind(up.registry_listen).await?;
@@ -55,16 +67,17 @@ pub async fn run(up: Up) -> Result<(), CliError> {
     let registry_endpoint = format!("http://{registry_addr}");
     let stats_endpoint = format!("http://{stats_addr}");
     let stop = CancellationToken::new();
+    let mut signals = zgc_server::shutdown::signals();
 
     let registry = tokio::spawn(zgc_registry::serve(
         registry_config(&up.data_dir),
         registry_listener,
-        stop.clone().cancelled_owned(),
+        stopped(&stop),
     ));
     let stats = tokio::spawn(zgc_stats::serve(
         stats_config(&registry_endpoint),
         stats_listener,
-        stop.clone().cancelled_owned(),
+        stopped(&stop),
     ));
 
     let ready = async {
@@ -119,7 +132,7 @@ pub async fn run(up: Up) -> Result<(), CliError> {
     };
     let revision = tokio::select! {
         r = ready => r,
-        _ = zgc_server::shutdown::signal() => { stop.cancel(); Err(CliError::Serve("interrupted while starting".into())) }
+        _ = signals.next() => { stop.cancel(); Err(CliError::Serve("interrupted while starting".into())) }
     };
     let revision = match revision {
         Ok(r) => r,
@@ -158,7 +171,7 @@ pub async fn run(up: Up) -> Result<(), CliError> {
     println!();
     println!("Ctrl-C stops both services.");
 
-    zgc_server::shutdown::signal().await;
+    signals.next().await;
     stop.cancel();
     let registry_result = registry.await.map_err(|e| CliError::Serve(e.to_string()))?;
     let stats_result = stats.await.map_err(|e| CliError::Serve(e.to_string()))?;

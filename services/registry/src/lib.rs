@@ -19,18 +19,18 @@ pub mod service;
 pub mod validate;
 pub mod watch;
 
-use std::future::Future;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::Config;
+use futures::Stream;
 use tokio::net::TcpListener;
 use zgc_proto::registry::v1::registry_service_server::{RegistryServiceServer, SERVICE_NAME};
 use zgc_server::RevisionLayer;
 use zgc_server::encoded::EncodedMethod;
 use zgc_server::health::Health;
-use zgc_server::shutdown::Lifecycle;
+use zgc_server::shutdown::{Lifecycle, Stop};
 
 use tokio_util::sync::CancellationToken;
 
@@ -72,15 +72,17 @@ pub enum ServeError {
     Metrics(#[from] std::io::Error),
 }
 
-/// Opens the store and serves on `listener` until `shutdown` resolves.
+/// Opens the store and serves on `listener` until `shutdown` asks it to stop.
 ///
-/// Shutdown: health turns NOT_SERVING, watch streams end with UNAVAILABLE,
-/// the server stops accepting and drains in-flight calls for up to
+/// Shutdown ([`zgc_server::shutdown::Lifecycle`]): health turns
+/// NOT_SERVING, the server keeps serving for the shutdown delay if the stop
+/// is [`Stop::Graceful`], then watch streams end with UNAVAILABLE, the
+/// server stops accepting and drains in-flight calls for up to
 /// `config.drain_secs`, and the store is flushed and closed.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Stream<Item = Stop> + Send + 'static,
 ) -> Result<(), ServeError> {
     let metrics_listener = zgc_server::metrics::bind(&config.server).await?;
     serve_with(config, listener, metrics_listener, shutdown).await
@@ -92,7 +94,7 @@ pub async fn serve_with(
     config: Config,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Stream<Item = Stop> + Send + 'static,
 ) -> Result<(), ServeError> {
     let tokens = config
         .auth_token_file
@@ -162,8 +164,12 @@ pub async fn serve_with(
         max_watchers,
         scans,
     );
-    let metrics_server =
-        zgc_server::metrics::spawn(metrics_listener, metrics.clone(), stop.clone());
+    let metrics_server = zgc_server::metrics::spawn(
+        metrics_listener,
+        metrics.clone(),
+        health.clone(),
+        stop.clone(),
+    );
     let registry = EncodedMethod::new(
         EncodedMethod::new(
             RegistryServiceServer::new(registry.clone())
@@ -181,7 +187,7 @@ pub async fn serve_with(
     let revision_store = store.clone();
     let layer = RevisionLayer::new(Arc::new(move || revision_store.revision()));
 
-    let on_signal = lifecycle.on_signal(shutdown, health.clone());
+    let on_signal = lifecycle.on_signal(shutdown, health.clone(), config.server.shutdown_delay());
     let server = config
         .server
         .server(metrics)?

@@ -15,7 +15,7 @@ async fn main() -> std::process::ExitCode {
     zgc_server::shutdown::survive_file_size_limit();
     let listen = config.listen;
     zgc_server::shutdown::run_main("zgc-registry", listen, |listener| {
-        zgc_registry::serve(config, listener, zgc_server::shutdown::signal())
+        zgc_registry::serve(config, listener, zgc_server::shutdown::signals())
     })
     .await
 }

@@ -533,7 +533,7 @@ async fn acknowledged_writes_survive_sigkill() {
     tokio::spawn(zgc_stats::serve(
         stats_config,
         stats_listener,
-        std::future::pending(),
+        futures::stream::pending::<zgc_server::shutdown::Stop>(),
     ));
     let cycles = std::env::var("ZGC_CRASH_CYCLES")
         .ok()

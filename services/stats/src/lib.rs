@@ -16,17 +16,17 @@ pub mod service;
 pub mod state;
 pub mod summaries;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::Config;
+use futures::Stream;
 use tokio::net::TcpListener;
 use zgc_proto::stats::v1::stats_service_server::{SERVICE_NAME, StatsServiceServer};
 use zgc_server::RevisionLayer;
 use zgc_server::encoded::EncodedMethod;
 use zgc_server::health::Health;
-use zgc_server::shutdown::Lifecycle;
+use zgc_server::shutdown::{Lifecycle, Stop};
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -46,12 +46,13 @@ pub enum ServeError {
 }
 
 /// Serves on `listener`, following the registry, until `shutdown`
-/// resolves. Health is NOT_SERVING until the first snapshot is loaded and
-/// from the moment shutdown begins.
+/// asks it to stop. Health is NOT_SERVING until the first snapshot is loaded and
+/// from the moment shutdown begins (see
+/// [`zgc_server::shutdown::Lifecycle`] for the steps of a shutdown).
 pub async fn serve(
     config: Config,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Stream<Item = Stop> + Send + 'static,
 ) -> Result<(), ServeError> {
     let metrics_listener = zgc_server::metrics::bind(&config.server).await?;
     serve_with(config, listener, metrics_listener, shutdown).await
@@ -63,7 +64,7 @@ pub async fn serve_with(
     config: Config,
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Stream<Item = Stop> + Send + 'static,
 ) -> Result<(), ServeError> {
     let state = Arc::new(state::State::new());
     let metrics = zgc_server::metrics::Metrics::new();
@@ -77,8 +78,12 @@ pub async fn serve_with(
     follower_config.stall_timeout = Duration::from_secs(config.stall_secs.max(1));
     follower_config.backoff_max = Duration::from_millis(config.backoff_max_ms.max(10));
     follower_config.tls = config.registry_tls();
-    let metrics_server =
-        zgc_server::metrics::spawn(metrics_listener, metrics.clone(), stop.clone());
+    let metrics_server = zgc_server::metrics::spawn(
+        metrics_listener,
+        metrics.clone(),
+        health.clone(),
+        stop.clone(),
+    );
     let follower = tokio::spawn(follower::run(
         state.clone(),
         follower_config,
@@ -102,7 +107,7 @@ pub async fn serve_with(
     let revision_state = state.clone();
     let layer = RevisionLayer::new(Arc::new(move || revision_state.applied()));
 
-    let on_signal = lifecycle.on_signal(shutdown, health.clone());
+    let on_signal = lifecycle.on_signal(shutdown, health.clone(), config.server.shutdown_delay());
     let server = config
         .server
         .server(metrics)?

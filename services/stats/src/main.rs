@@ -14,7 +14,7 @@ async fn main() -> std::process::ExitCode {
         zgc_server::telemetry::init_service(config.server.log_format, "info", "zgc-stats");
     let listen = config.listen;
     zgc_server::shutdown::run_main("zgc-stats", listen, |listener| {
-        zgc_stats::serve(config, listener, zgc_server::shutdown::signal())
+        zgc_stats::serve(config, listener, zgc_server::shutdown::signals())
     })
     .await
 }
