@@ -1,7 +1,8 @@
 //! What every zgc client shares (the `zgc` CLI, and the stats service
 //! following the registry): endpoints, with TLS or mutual TLS when asked,
 //! and the headers every outgoing call carries: `authorization` when a
-//! token is given, an `x-request-id`, and the trace context; and the
+//! token is given, an `x-request-id`, and the trace context; gRPC's
+//! transparent [`retry`] of calls that never reached the server; and the
 //! [`pipeline`] that keeps several requests in flight in dependency order.
 //!
 //! Nothing here knows about parks, companies or servers.
@@ -12,6 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
+use tonic::body::Body;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tower_service::Service;
 use zgc_proto::wire::REQUEST_ID_HEADER;
@@ -19,6 +21,9 @@ use zgc_proto::wire::REQUEST_ID_HEADER;
 pub mod health;
 pub mod pipeline;
 pub mod probe;
+pub mod retry;
+
+pub use retry::{Idempotent, Retry, idempotent};
 
 /// How to reach a server over TLS.
 #[derive(Debug, Clone, Default)]
@@ -150,10 +155,11 @@ pub fn headers(token: Option<&str>, request_id: Option<&str>) -> Result<HeaderMa
 /// span, for instance).
 pub type PerCall = Arc<dyn Fn(&mut HeaderMap) + Send + Sync>;
 
-/// A channel that adds headers to every call.
+/// A channel that adds headers to every call and retries, once, a call
+/// that failed before the server processed it ([`retry`]).
 #[derive(Clone)]
 pub struct Outgoing {
-    inner: Channel,
+    inner: Retry<Channel>,
     headers: Arc<HeaderMap>,
     per_call: Option<PerCall>,
 }
@@ -162,26 +168,23 @@ impl Outgoing {
     /// Wraps `channel`; every call gets `headers`, then `per_call`'s.
     pub fn new(channel: Channel, headers: HeaderMap, per_call: Option<PerCall>) -> Self {
         Self {
-            inner: channel,
+            inner: Retry::new(channel),
             headers: Arc::new(headers),
             per_call,
         }
     }
 }
 
-impl<B> Service<Request<B>> for Outgoing
-where
-    Channel: Service<Request<B>>,
-{
-    type Response = <Channel as Service<Request<B>>>::Response;
-    type Error = <Channel as Service<Request<B>>>::Error;
-    type Future = <Channel as Service<Request<B>>>::Future;
+impl Service<Request<Body>> for Outgoing {
+    type Response = <Retry<Channel> as Service<Request<Body>>>::Response;
+    type Error = <Retry<Channel> as Service<Request<Body>>>::Error;
+    type Future = <Retry<Channel> as Service<Request<Body>>>::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Service::<Request<B>>::poll_ready(&mut self.inner, cx)
+        self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         for (name, value) in self.headers.iter() {
             request.headers_mut().insert(name.clone(), value.clone());
         }

@@ -146,7 +146,12 @@ impl Importer {
             park_id: id,
             park: Some(park),
         };
-        match self.client.create_park(request).await {
+        // It carries a request ID: safe to send again.
+        match self
+            .client
+            .create_park(zgc_client::idempotent(request))
+            .await
+        {
             Ok(resp) if resp.get_ref().revision <= self.start_revision => self.report.skipped += 1,
             Ok(_) => self.report.created += 1,
             Err(s) if s.code() == Code::AlreadyExists => self.report.skipped += 1,
@@ -215,10 +220,10 @@ async fn send_batch(
         let request_id = content_request_id(&texts);
         let requests = batch.iter().map(|p| p.request.clone()).collect();
         match client
-            .batch_create_companies(BatchCreateCompaniesRequest {
+            .batch_create_companies(zgc_client::idempotent(BatchCreateCompaniesRequest {
                 requests,
                 request_id,
-            })
+            }))
             .await
         {
             Ok(resp) => {
@@ -240,7 +245,10 @@ async fn send_batch(
                 let mut rest = Vec::with_capacity(batch.len());
                 for p in batch {
                     let name = format!("companies/{}", p.request.company_id);
-                    match client.get_company(GetCompanyRequest { name }).await {
+                    match client
+                        .get_company(zgc_client::idempotent(GetCompanyRequest { name }))
+                        .await
+                    {
                         Ok(_) => report.skipped += 1,
                         Err(e) if e.code() == Code::NotFound => rest.push(p),
                         Err(e) => return Err(e.into()),
@@ -274,10 +282,10 @@ pub async fn import(
 ) -> Result<Report, CliError> {
     let mut client = client;
     let head = client
-        .list_parks(ListParksRequest {
+        .list_parks(zgc_client::idempotent(ListParksRequest {
             page_size: 1,
             ..Default::default()
-        })
+        }))
         .await?;
     let mut importer = Importer {
         start_revision: revision_of(head.metadata()),
@@ -364,11 +372,11 @@ pub async fn export(mut client: Client, out: &mut impl Write) -> Result<u64, Cli
     let mut token = String::new();
     loop {
         let page = client
-            .list_parks(ListParksRequest {
+            .list_parks(zgc_client::idempotent(ListParksRequest {
                 page_size: 1000,
                 page_token: token,
                 ..Default::default()
-            })
+            }))
             .await?
             .into_inner();
         parks.extend(page.parks);
@@ -380,11 +388,11 @@ pub async fn export(mut client: Client, out: &mut impl Write) -> Result<u64, Cli
     let mut companies = Vec::new();
     loop {
         let page = client
-            .list_companies(ListCompaniesRequest {
+            .list_companies(zgc_client::idempotent(ListCompaniesRequest {
                 page_size: 1000,
                 page_token: token,
                 ..Default::default()
-            })
+            }))
             .await?
             .into_inner();
         companies.extend(page.companies);

@@ -19,9 +19,9 @@ fn name(e: &Option<Entity>) -> String {
 pub async fn run(w: Watch, g: &Global) -> Result<(), CliError> {
     let mut r = connect::registry(&g.registry, &g.connection).await?;
     let mut stream = r
-        .watch_changes(WatchChangesRequest {
+        .watch_changes(zgc_client::idempotent(WatchChangesRequest {
             start_revision: w.from,
-        })
+        }))
         .await?
         .into_inner();
     let mut seen = 0u64;

@@ -222,9 +222,10 @@ async fn follow(
     let request = WatchChangesRequest {
         start_revision: start,
     };
-    let response = tokio::time::timeout(stall, client.watch_changes(request))
-        .await
-        .map_err(|_| FollowError::Stalled(stall))??;
+    let response =
+        tokio::time::timeout(stall, client.watch_changes(zgc_client::idempotent(request)))
+            .await
+            .map_err(|_| FollowError::Stalled(stall))??;
     let store_id = response
         .metadata()
         .get(wire::STORE_ID_HEADER)

@@ -182,7 +182,9 @@ impl Collection for Parks {
     type Page = ListParksResponse;
 
     async fn get(r: &mut Registry, name: String) -> Result<Park, Status> {
-        Ok(r.get_park(GetParkRequest { name }).await?.into_inner())
+        Ok(r.get_park(zgc_client::idempotent(GetParkRequest { name }))
+            .await?
+            .into_inner())
     }
     async fn list(r: &mut Registry, q: Query) -> Result<ListParksResponse, Status> {
         let request = ListParksRequest {
@@ -191,7 +193,9 @@ impl Collection for Parks {
             filter: q.filter,
             order_by: q.order_by,
         };
-        Ok(r.list_parks(request).await?.into_inner())
+        Ok(r.list_parks(zgc_client::idempotent(request))
+            .await?
+            .into_inner())
     }
     async fn create(
         r: &mut Registry,
@@ -199,11 +203,14 @@ impl Collection for Parks {
         park_id: String,
         request_id: String,
     ) -> Result<Park, Status> {
+        // With a request ID the registry answers a resend once.
+        let keyed = !request_id.is_empty();
         let request = CreateParkRequest {
             park: Some(park),
             park_id,
             request_id,
         };
+        let request = zgc_client::retry::idempotent_if(request, keyed);
         Ok(r.create_park(request).await?.into_inner())
     }
     async fn update(
@@ -241,9 +248,11 @@ impl Collection for Companies {
     type Page = ListCompaniesResponse;
 
     async fn get(r: &mut Registry, name: String) -> Result<Company, Status> {
-        Ok(r.get_company(GetCompanyRequest { name })
-            .await?
-            .into_inner())
+        Ok(
+            r.get_company(zgc_client::idempotent(GetCompanyRequest { name }))
+                .await?
+                .into_inner(),
+        )
     }
     async fn list(r: &mut Registry, q: Query) -> Result<ListCompaniesResponse, Status> {
         let request = ListCompaniesRequest {
@@ -252,7 +261,9 @@ impl Collection for Companies {
             filter: q.filter,
             order_by: q.order_by,
         };
-        Ok(r.list_companies(request).await?.into_inner())
+        Ok(r.list_companies(zgc_client::idempotent(request))
+            .await?
+            .into_inner())
     }
     async fn create(
         r: &mut Registry,
@@ -260,11 +271,14 @@ impl Collection for Companies {
         company_id: String,
         request_id: String,
     ) -> Result<Company, Status> {
+        // With a request ID the registry answers a resend once.
+        let keyed = !request_id.is_empty();
         let request = CreateCompanyRequest {
             company: Some(company),
             company_id,
             request_id,
         };
+        let request = zgc_client::retry::idempotent_if(request, keyed);
         Ok(r.create_company(request).await?.into_inner())
     }
     async fn update(

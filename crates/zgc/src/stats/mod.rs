@@ -31,7 +31,10 @@ async fn summary(client: &mut Stats, a: cli::SummaryArgs, output: Output) -> Res
         scope: Some(args::scope(&a.scope, a.affiliates)?),
         min_revision: a.fresh.min_revision,
     };
-    let summary = client.get_summary(request).await?.into_inner();
+    let summary = client
+        .get_summary(zgc_client::idempotent(request))
+        .await?
+        .into_inner();
     emit(output, &summary, render::summary)
 }
 
@@ -44,7 +47,10 @@ async fn rank(client: &mut Stats, a: cli::RankArgs, output: Output) -> Result<()
         limit: a.limit,
         min_revision: a.fresh.min_revision,
     };
-    let ranking = client.rank_parks(request).await?.into_inner();
+    let ranking = client
+        .rank_parks(zgc_client::idempotent(request))
+        .await?
+        .into_inner();
     emit(output, &ranking, |r| render::ranking(metric, r))
 }
 
@@ -57,7 +63,10 @@ async fn flows(client: &mut Stats, a: cli::FlowsArgs, output: Output) -> Result<
         level: region_level(a.level) as i32,
         min_revision: a.fresh.min_revision,
     };
-    let flows = client.get_relocation_flows(request).await?.into_inner();
+    let flows = client
+        .get_relocation_flows(zgc_client::idempotent(request))
+        .await?
+        .into_inner();
     emit(output, &flows, render::flows)
 }
 
@@ -73,7 +82,10 @@ async fn footprint(
         level: region_level(a.level) as i32,
         min_revision: a.fresh.min_revision,
     };
-    let footprint = client.get_branch_footprint(request).await?.into_inner();
+    let footprint = client
+        .get_branch_footprint(zgc_client::idempotent(request))
+        .await?
+        .into_inner();
     emit(output, &footprint, render::footprint)
 }
 
@@ -91,7 +103,10 @@ async fn series(client: &mut Stats, a: cli::SeriesArgs, output: Output) -> Resul
         end: args::opt_date(a.end.as_deref())?,
         min_revision: a.fresh.min_revision,
     };
-    let series = client.get_time_series(request).await?.into_inner();
+    let series = client
+        .get_time_series(zgc_client::idempotent(request))
+        .await?
+        .into_inner();
     emit(output, &series, |s| render::series(metric, s))
 }
 
@@ -105,7 +120,10 @@ async fn watch(
         min_interval: Some(interval(a.interval_ms)),
         min_revision: 0,
     };
-    let mut stream = client.watch_summary(request).await?.into_inner();
+    let mut stream = client
+        .watch_summary(zgc_client::idempotent(request))
+        .await?
+        .into_inner();
     let mut seen = 0;
     while let Some(summary) = stream.message().await? {
         match output {
