@@ -443,6 +443,21 @@ impl Store {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Stores `mirrored` as the etcd backend's mirror does (its tests
+    /// drive the writer's mirror path without an etcd).
+    #[cfg(test)]
+    pub(crate) async fn mirror(&self, mirrored: Mirrored) -> Result<WriteOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Msg::Write(Box::new(Job {
+                work: Work::Mirror(mirrored),
+                reply,
+            })))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Waits until this store holds every write committed before the call
     /// (on etcd: etcd's current revision, read from a quorum; a sled store
     /// always does); the revision it holds.

@@ -382,3 +382,124 @@ impl Builder<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    //! The mirror path ([`mirror`]) through a real store's writer, as the
+    //! etcd backend drives it.
+
+    use prost::Message;
+    use zgc_proto::registry::v1::{ChangeType, Company};
+
+    use crate::rules::{Change, etag_of};
+    use crate::{Mirrored, Store, StoreConfig, StoreError};
+
+    fn company(id: &str, display_name: &str, revision: u64) -> Change {
+        let company = Company {
+            name: format!("companies/{id}"),
+            display_name: display_name.into(),
+            revision,
+            etag: etag_of(revision),
+            ..Default::default()
+        };
+        let bytes = company.encode_to_vec();
+        Change::Company {
+            id: id.into(),
+            before: None,
+            after: Some((company, bytes)),
+        }
+    }
+
+    fn mirrored(revision: u64, changes: Vec<Change>, events: bool) -> Mirrored {
+        Mirrored {
+            revision,
+            changes,
+            requests: Vec::new(),
+            forgotten: Vec::new(),
+            events,
+            compact_to: None,
+        }
+    }
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(StoreConfig::new(dir.path())).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn mirrored_changes_keep_their_revision_and_take_before_from_the_store() {
+        let (_dir, store) = open();
+        store
+            .mirror(mirrored(5, vec![company("a", "First", 5)], true))
+            .await
+            .unwrap();
+        assert_eq!(store.revision(), 5);
+        // The change's own `before` is ignored: the store says what was.
+        store
+            .mirror(mirrored(6, vec![company("a", "Second", 6)], true))
+            .await
+            .unwrap();
+        let batch = store.read_changes((5, 0), 10).unwrap();
+        let kinds: Vec<(u64, i32)> = batch
+            .events
+            .iter()
+            .map(|e| (e.revision, e.r#type))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (5, ChangeType::Created as i32),
+                (6, ChangeType::Updated as i32)
+            ]
+        );
+        let before = batch.events[1]
+            .before
+            .as_ref()
+            .expect("an update has a before");
+        assert!(format!("{before:?}").contains("First"), "{before:?}");
+    }
+
+    #[tokio::test]
+    async fn several_mirrored_jobs_may_share_a_revision_but_never_go_back() {
+        let (_dir, store) = open();
+        // A load sends the state at one revision in several jobs.
+        store
+            .mirror(mirrored(7, vec![company("a", "A", 3)], false))
+            .await
+            .unwrap();
+        store
+            .mirror(mirrored(7, vec![company("b", "B", 7)], false))
+            .await
+            .unwrap();
+        assert_eq!(store.revision(), 7);
+        let behind = store
+            .mirror(mirrored(6, vec![company("c", "C", 6)], true))
+            .await;
+        assert!(matches!(behind, Err(StoreError::Corrupt(_))), "{behind:?}");
+    }
+
+    #[tokio::test]
+    async fn a_loaded_state_leaves_no_change_log_events_and_later_changes_do() {
+        let (_dir, store) = open();
+        store
+            .mirror(mirrored(4, vec![company("a", "A", 4)], false))
+            .await
+            .unwrap();
+        store
+            .mirror(mirrored(5, vec![company("b", "B", 5)], true))
+            .await
+            .unwrap();
+        // Exactly the followed change is in the log.
+        let batch = store.read_changes((5, 0), 10).unwrap();
+        let names: Vec<String> = batch
+            .events
+            .iter()
+            .map(|e| format!("{} {:?}", e.revision, e.after))
+            .collect();
+        assert_eq!(batch.events.len(), 1, "{names:?}");
+        assert_eq!(batch.events[0].revision, 5);
+        assert!(names[0].contains("companies/b"), "{names:?}");
+    }
+}
