@@ -306,6 +306,11 @@ pub(crate) struct Inner {
     store_id: String,
     page_token_secret: [u8; 32],
     compressed: bool,
+    /// Whether every revision has change-log events, so that a gap means
+    /// compaction removed them. True for a store of its own; false for an
+    /// etcd replica, whose revisions are etcd's (with gaps where other
+    /// keys changed).
+    dense: bool,
 }
 
 impl Inner {
@@ -364,12 +369,13 @@ impl Store {
 
     /// Opens the sled store at `config.path`; with `identity`, it takes
     /// that store id and page-token secret instead of its own (an etcd
-    /// replica's are the cluster's).
-    fn open_local(
+    /// replica's are the cluster's), and its revisions may have gaps.
+    pub(crate) fn open_local(
         config: StoreConfig,
         identity: Option<(String, [u8; 32])>,
     ) -> Result<Self, StoreError> {
         let mut opened = writer::open(&config, 1)?;
+        let identity_given = identity.as_ref().map(|_| ());
         if let Some((store_id, secret)) = identity {
             opened.store_id = store_id;
             opened.page_token_secret = secret;
@@ -384,6 +390,7 @@ impl Store {
             store_id: opened.store_id.clone(),
             page_token_secret: opened.page_token_secret,
             compressed: opened.compressed,
+            dense: identity_given.is_none(),
         });
         let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
         let handle = writer::spawn(inner.clone(), opened, rx, config)?;
@@ -466,6 +473,11 @@ impl Store {
             Some(etcd) => etcd.sync(self).await,
             None => Ok(self.revision()),
         }
+    }
+
+    /// Whether every revision has change-log events (see `Inner::dense`).
+    pub(crate) fn dense_history(&self) -> bool {
+        self.inner.dense
     }
 
     /// The last durable revision.

@@ -242,7 +242,7 @@ impl Store {
         let mut expected = (rev, event);
         // A sled store gives every revision events; an etcd replica's
         // revisions are etcd's, with gaps where other keys changed.
-        let dense = self.etcd.is_none();
+        let dense = self.dense_history();
         let generation = self.generation()?;
         for item in generation.trees.changes.range(range) {
             let (key, value) = item?;
