@@ -123,7 +123,7 @@ async fn the_request_id_is_echoed_or_made_up() {
 /// WatchChanges stream goes through once the stream ends.
 #[tokio::test]
 async fn a_connection_carries_at_most_max_concurrent_streams_calls() {
-    let registry = Registry::start_with(|c| c.server.max_concurrent_streams = Some(1)).await;
+    let registry = Registry::start_with(|c| c.server.max_concurrent_streams = 1).await;
     let mut client = registry.client().await;
     client
         .create_company(CreateCompanyRequest {

@@ -190,6 +190,18 @@ impl Server {
         self.child.wait().await.expect("wait for the server").code()
     }
 
+    /// Its resident memory, in bytes (Linux's `/proc`).
+    pub fn rss(&self) -> u64 {
+        let pid = self.child.id().expect("the server is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .expect("VmRSS in /proc/<pid>/status")
+    }
+
     /// Whether `GET /ready` on its metrics port answers 200 (`false` for
     /// 503 or no answer).
     pub async fn ready(&self) -> bool {

@@ -31,3 +31,22 @@ pub fn tool(name: &str, env: &str) -> PathBuf {
             )
         })
 }
+
+/// The Python of `scripts/setup`'s venv, which has the packages the tests'
+/// Python scripts need (scripts/requirements.txt: h2 for the HTTP/2
+/// attacks). `ZGC_PYTHON` overrides it.
+///
+/// Panics, naming `scripts/test`, when there is none.
+pub fn python() -> PathBuf {
+    if let Some(path) = std::env::var_os("ZGC_PYTHON") {
+        return PathBuf::from(path);
+    }
+    let venv = setup_bin().join("../venv/bin/python3");
+    if venv.is_file() {
+        return venv;
+    }
+    panic!(
+        "scripts/setup's Python venv is missing: run the tests with `scripts/test`, which \
+         makes it, or set ZGC_PYTHON to a python3 with scripts/requirements.txt installed"
+    )
+}

@@ -53,15 +53,17 @@ pub struct ServerArgs {
     #[arg(long, env = "ZGC_MAX_CONNECTION_AGE_SECS", default_value_t = 0)]
     pub max_connection_age_secs: u64,
     /// Most calls (HTTP/2 streams) in flight on one connection; a client
-    /// holds further calls until one ends. Unset: no limit per connection
-    /// (--max-concurrent-calls still bounds the server). A low limit keeps
-    /// the queue of calls in the clients, or in a mesh's proxies, which
-    /// open more connections, instead of inside the server: the time a
-    /// call spends in the server falls, the time clients wait rises, and
-    /// a single connection's throughput is capped (BENCHMARKS.md). An
-    /// open stream such as WatchChanges holds its place until it ends.
-    #[arg(long, env = "ZGC_MAX_CONCURRENT_STREAMS", value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_concurrent_streams: Option<u32>,
+    /// holds further calls until one ends. It bounds what one connection
+    /// can hold in the server: a client that never opens its receive
+    /// window keeps each answered call's response until it does. A low
+    /// limit keeps the queue of calls in the clients, or in a mesh's
+    /// proxies, which open more connections, instead of inside the server:
+    /// the time a call spends in the server falls, the time clients wait
+    /// rises, and a single connection's throughput is capped
+    /// (BENCHMARKS.md). An open stream such as WatchChanges holds its
+    /// place until it ends.
+    #[arg(long, env = "ZGC_MAX_CONCURRENT_STREAMS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_streams: u32,
     /// PEM certificate chain to serve TLS with (needs --tls-key). Without
     /// it the server speaks plaintext HTTP/2 (h2c), as behind a mesh.
     #[arg(long, env = "ZGC_TLS_CERT", requires = "tls_key")]
@@ -154,7 +156,8 @@ impl ServerArgs {
 
     /// A tonic server configured by these flags, recording into `metrics`.
     pub fn server(&self, metrics: Arc<Metrics>) -> Result<Builder, SetupError> {
-        let mut server = Server::builder().max_concurrent_streams(self.max_concurrent_streams);
+        let mut server =
+            Server::builder().max_concurrent_streams(Some(self.max_concurrent_streams));
         if self.keepalive_secs > 0 {
             server = server
                 .http2_keepalive_interval(Some(Duration::from_secs(self.keepalive_secs)))

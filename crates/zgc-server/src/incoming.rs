@@ -1,5 +1,6 @@
 //! Accepted connections, configured the way gRPC needs them, with TLS
-//! when it is on, and closed without losing the last response.
+//! when it is on, watched for HTTP/2 control-frame floods, and closed
+//! without losing the last response.
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::server::{Connected, TcpConnectInfo, TcpIncoming};
 
+use crate::flood::{Flood, FrameGuard};
 use crate::tls::{Admit, HANDSHAKE_TIMEOUT, LOG_BURST, LOG_WINDOW, LogLimit};
 
 /// How long a closing connection keeps reading (and discarding) what the
@@ -40,11 +42,12 @@ pub fn incoming(listener: TcpListener, tls: Option<Arc<ServerConfig>>) -> Incomi
     let tcp = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(Duration::from_secs(60)));
+    let floods = Arc::new(LogLimit::new(LOG_BURST, LOG_WINDOW));
     match tls {
-        None => Incoming::Plain(tcp),
+        None => Incoming::Plain(tcp, floods),
         Some(config) => {
             let (tx, rx) = mpsc::channel(64);
-            tokio::spawn(accept_tls(tcp, TlsAcceptor::from(config), tx));
+            tokio::spawn(accept_tls(tcp, TlsAcceptor::from(config), tx, floods));
             Incoming::Tls(rx)
         }
     }
@@ -56,6 +59,7 @@ async fn accept_tls(
     mut tcp: TcpIncoming,
     acceptor: TlsAcceptor,
     ready: mpsc::Sender<io::Result<Connection>>,
+    floods: Arc<LogLimit>,
 ) {
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     let log = Arc::new(LogLimit::new(LOG_BURST, LOG_WINDOW));
@@ -85,12 +89,14 @@ async fn accept_tls(
         let acceptor = acceptor.clone();
         let ready = ready.clone();
         let log = log.clone();
+        let floods = floods.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let handshake = acceptor.accept(Lingering::new(stream)).into_fallible();
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
                 Ok(Ok(tls)) => {
-                    let _ = ready.send(Ok(Connection::Tls(Box::new(tls)))).await;
+                    let connection = Connection::new(Transport::Tls(Box::new(tls)), peer, floods);
+                    let _ = ready.send(Ok(connection)).await;
                 }
                 Ok(Err((error, mut stream))) => {
                     refused(&log, peer, &error.to_string());
@@ -124,8 +130,8 @@ fn refused(log: &LogLimit, peer: Option<SocketAddr>, reason: &str) {
 
 /// The stream of accepted connections [`incoming`] returns.
 pub enum Incoming {
-    /// Plain TCP.
-    Plain(TcpIncoming),
+    /// Plain TCP (and where to count the floods it logs).
+    Plain(TcpIncoming, Arc<LogLimit>),
     /// Connections whose TLS handshake succeeded.
     Tls(mpsc::Receiver<io::Result<Connection>>),
 }
@@ -135,29 +141,77 @@ impl Stream for Incoming {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match &mut *self {
-            Incoming::Plain(tcp) => Pin::new(tcp).poll_next(cx).map(|next| {
-                next.map(|accepted| accepted.map(|s| Connection::Plain(Lingering::new(s))))
+            Incoming::Plain(tcp, floods) => Pin::new(tcp).poll_next(cx).map(|next| {
+                next.map(|accepted| {
+                    accepted.map(|s| {
+                        let peer = s.peer_addr().ok();
+                        Connection::new(Transport::Plain(Lingering::new(s)), peer, floods.clone())
+                    })
+                })
             }),
             Incoming::Tls(rx) => rx.poll_recv(cx),
         }
     }
 }
 
-/// One accepted connection, in TLS or not.
-pub enum Connection {
+/// One accepted connection, in TLS or not, whose incoming HTTP/2 frames
+/// are watched for control-frame floods ([`crate::flood`]): a client that
+/// floods has its connection closed (its next read fails), logged at warn
+/// with the peer, rate-limited.
+pub struct Connection {
+    transport: Transport,
+    guard: FrameGuard,
+    flooded: bool,
+    peer: Option<SocketAddr>,
+    floods: Arc<LogLimit>,
+}
+
+/// What a connection runs over.
+enum Transport {
     /// Plain TCP.
     Plain(Lingering),
     /// TLS over TCP.
     Tls(Box<TlsStream<Lingering>>),
 }
 
+impl Connection {
+    fn new(transport: Transport, peer: Option<SocketAddr>, floods: Arc<LogLimit>) -> Self {
+        Self {
+            transport,
+            guard: FrameGuard::new(Instant::now()),
+            flooded: false,
+            peer,
+            floods,
+        }
+    }
+
+    /// The error every read returns once the client has flooded.
+    fn flood(&mut self, flood: Flood) -> io::Error {
+        if !self.flooded {
+            self.flooded = true;
+            let peer = self
+                .peer
+                .map_or_else(|| "unknown".to_string(), |p| p.to_string());
+            if let Admit::Log { suppressed } = self.floods.admit(Instant::now()) {
+                tracing::warn!(
+                    %peer,
+                    reason = %flood,
+                    not_logged_before = suppressed,
+                    "connection closed"
+                );
+            }
+        }
+        io::Error::other(flood)
+    }
+}
+
 impl Connected for Connection {
     type ConnectInfo = TcpConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        match self {
-            Connection::Plain(l) => l.connect_info(),
-            Connection::Tls(t) => t.get_ref().0.connect_info(),
+        match &self.transport {
+            Transport::Plain(l) => l.connect_info(),
+            Transport::Tls(t) => t.get_ref().0.connect_info(),
         }
     }
 }
@@ -168,9 +222,18 @@ impl AsyncRead for Connection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Connection::Plain(l) => Pin::new(l).poll_read(cx, buf),
-            Connection::Tls(t) => Pin::new(t.as_mut()).poll_read(cx, buf),
+        let this = self.get_mut();
+        if this.flooded {
+            return Poll::Ready(Err(this.flood(Flood)));
+        }
+        let before = buf.filled().len();
+        match &mut this.transport {
+            Transport::Plain(l) => ready!(Pin::new(l).poll_read(cx, buf))?,
+            Transport::Tls(t) => ready!(Pin::new(t.as_mut()).poll_read(cx, buf))?,
+        }
+        match this.guard.inspect(&buf.filled()[before..], Instant::now()) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(flood) => Poll::Ready(Err(this.flood(flood))),
         }
     }
 }
@@ -181,9 +244,9 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Connection::Plain(l) => Pin::new(l).poll_write(cx, buf),
-            Connection::Tls(t) => Pin::new(t.as_mut()).poll_write(cx, buf),
+        match &mut self.get_mut().transport {
+            Transport::Plain(l) => Pin::new(l).poll_write(cx, buf),
+            Transport::Tls(t) => Pin::new(t.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -192,31 +255,31 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Connection::Plain(l) => Pin::new(l).poll_write_vectored(cx, bufs),
-            Connection::Tls(t) => Pin::new(t.as_mut()).poll_write_vectored(cx, bufs),
+        match &mut self.get_mut().transport {
+            Transport::Plain(l) => Pin::new(l).poll_write_vectored(cx, bufs),
+            Transport::Tls(t) => Pin::new(t.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     /// As the connection underneath says (see [`Lingering`]'s).
     fn is_write_vectored(&self) -> bool {
-        match self {
-            Connection::Plain(l) => l.is_write_vectored(),
-            Connection::Tls(t) => t.is_write_vectored(),
+        match &self.transport {
+            Transport::Plain(l) => l.is_write_vectored(),
+            Transport::Tls(t) => t.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Connection::Plain(l) => Pin::new(l).poll_flush(cx),
-            Connection::Tls(t) => Pin::new(t.as_mut()).poll_flush(cx),
+        match &mut self.get_mut().transport {
+            Transport::Plain(l) => Pin::new(l).poll_flush(cx),
+            Transport::Tls(t) => Pin::new(t.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Connection::Plain(l) => Pin::new(l).poll_shutdown(cx),
-            Connection::Tls(t) => Pin::new(t.as_mut()).poll_shutdown(cx),
+        match &mut self.get_mut().transport {
+            Transport::Plain(l) => Pin::new(l).poll_shutdown(cx),
+            Transport::Tls(t) => Pin::new(t.as_mut()).poll_shutdown(cx),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod args;
 pub mod b3;
 pub mod deadline;
 pub mod encoded;
+pub mod flood;
 pub mod gate;
 pub mod health;
 pub mod incoming;
