@@ -1,6 +1,8 @@
 //! Load shapes: closed-loop (a fixed number of calls in flight, for a
-//! fixed time) and paced (calls started at a fixed rate, whatever the
-//! answers do). Every latency goes into an HDR histogram.
+//! fixed time), paced (calls started at a fixed rate, whatever the
+//! answers do) and open (the same, on a precise schedule, latency counted
+//! from each call's scheduled start). Every latency goes into an HDR
+//! histogram.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -155,6 +157,68 @@ where
     while let Some(Ok(outcome)) = tasks.join_next().await {
         result.record(outcome);
     }
+    result.elapsed = start.elapsed();
+    result
+}
+
+/// Starts `call` on `connections` in turn at `rate` per second for
+/// `duration`, on a fixed schedule whatever the answers do (an open loop),
+/// and records each call's latency from its *scheduled* start, so that a
+/// call held back by slow earlier ones counts the wait (no coordinated
+/// omission). A thread of its own keeps the schedule: tokio's timers tick
+/// in milliseconds, far coarser than the calls measured; it sleeps until
+/// each start rather than spinning, so it takes no core from the servers.
+pub async fn open<C, F, Fut, E>(
+    connections: &[C],
+    rate: u32,
+    duration: Duration,
+    call: F,
+) -> LoadResult
+where
+    C: Clone + Send + 'static,
+    F: Fn(C, u64) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let start = Instant::now();
+    let period = Duration::from_secs(1) / rate.max(1);
+    let count = (duration.as_secs_f64() * f64::from(rate.max(1))) as u64;
+    let (due, mut starts) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
+    let pacer = std::thread::spawn(move || {
+        for n in 0..count {
+            let scheduled = start + period * u32::try_from(n).unwrap_or(u32::MAX);
+            let now = Instant::now();
+            if scheduled > now {
+                std::thread::sleep(scheduled - now);
+            }
+            if due.send((n, scheduled)).is_err() {
+                return;
+            }
+        }
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut result = LoadResult::new();
+    while let Some((n, scheduled)) = starts.recv().await {
+        let Some(connection) = connections
+            .get(usize::try_from(n).unwrap_or(0) % connections.len().max(1))
+            .cloned()
+        else {
+            break;
+        };
+        let call = call(connection, n);
+        tasks.spawn(async move {
+            call.await
+                .map(|()| scheduled.elapsed())
+                .map_err(|e| e.to_string())
+        });
+        while let Some(Ok(outcome)) = tasks.try_join_next() {
+            result.record(outcome);
+        }
+    }
+    while let Some(Ok(outcome)) = tasks.join_next().await {
+        result.record(outcome);
+    }
+    let _ = pacer.join();
     result.elapsed = start.elapsed();
     result
 }

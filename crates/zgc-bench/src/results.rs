@@ -52,6 +52,9 @@ pub struct Results {
     /// The registry on etcd beside etcd itself.
     #[serde(default)]
     pub etcd: Option<EtcdFigures>,
+    /// Latency at a fixed arrival rate (open loop), when measured.
+    #[serde(default)]
+    pub open_loop: Option<OpenLoop>,
 }
 
 /// The registry on a 3-member etcd cluster beside the same work sent to
@@ -125,6 +128,44 @@ pub struct Scenario {
     pub server_p99_us: Option<f64>,
     /// CPU seconds the server used per 1,000 calls.
     pub server_cpu_ms_per_call: f64,
+}
+
+/// Calls started at a fixed rate, half the echo's closed-loop throughput,
+/// each latency counted from its scheduled start (no coordinated omission).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OpenLoop {
+    /// Calls started per second, for every scenario.
+    pub rate_per_s: u32,
+    /// The scenarios, the echo first.
+    pub scenarios: Vec<OpenLoopScenario>,
+}
+
+/// One scenario at the open loop's rate; medians of the runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OpenLoopScenario {
+    /// Its name (as the closed-loop scenario it calls like).
+    pub name: String,
+    /// What each call does.
+    pub description: String,
+    /// Calls answered per second.
+    pub achieved_per_s: f64,
+    /// The share of calls that failed (shed by a server that could not
+    /// keep up), median of the runs.
+    #[serde(default)]
+    pub failed_share: f64,
+    /// Latency from the scheduled start: median.
+    pub p50_us: f64,
+    /// The 99th percentile.
+    pub p99_us: f64,
+    /// The 99.9th percentile.
+    pub p999_us: f64,
+}
+
+impl OpenLoop {
+    /// The scenario called `name`.
+    pub fn scenario(&self, name: &str) -> Option<&OpenLoopScenario> {
+        self.scenarios.iter().find(|s| s.name == name)
+    }
 }
 
 /// The freshness scenario.

@@ -744,9 +744,19 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
     }
 
     // Then writes, and the storage limit they are measured against.
-    for s in [scenarios::create(), scenarios::mixed(names)] {
+    for s in [scenarios::create(), scenarios::mixed(names.clone())] {
         if o.wants(&s.name) {
             r.scenarios.extend(measure(&o, &servers, &[&s]).await?);
+        }
+    }
+    if o.wants("open-loop") {
+        let echo = r
+            .scenario("echo")
+            .map(|s| s.throughput_per_s.median)
+            .unwrap_or(0.0);
+        if echo > 0.0 {
+            let listing = shapes.iter().find(|s| s.label == "display-name");
+            r.open_loop = Some(open_loop(&o, &servers, echo, names.clone(), listing).await?);
         }
     }
     let mut raw = vec![];
@@ -795,6 +805,80 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
     drop(registry);
 
     write(&o, &r)
+}
+
+/// Latency at a fixed arrival rate, half of `echo_throughput` (the
+/// echo's closed-loop calls per second in this run), each latency from the
+/// call's scheduled start: the echo, GetCompany, GetSummary of everything,
+/// an indexed ListCompanies, and GetCompany with 10% durable creates mixed
+/// in. Runs take turns, as the closed-loop groups do.
+async fn open_loop(
+    o: &Options,
+    servers: &Servers,
+    echo_throughput: f64,
+    names: Arc<Vec<String>>,
+    listing: Option<&Shape>,
+) -> Result<results::OpenLoop, SuiteError> {
+    let rate = (echo_throughput / 2.0).max(1.0) as u32;
+    let mut group = vec![
+        scenarios::echo(),
+        scenarios::get(names.clone()),
+        scenarios::summary("all", summary_of_all()),
+    ];
+    group.extend(listing.map(scenarios::list));
+    group.push(scenarios::mixed(names));
+    let mut runs: Vec<[Vec<f64>; 5]> = group.iter().map(|_| Default::default()).collect();
+    for _ in 0..o.runs.max(1) {
+        for (s, [achieved, p50, p99, p999, failed]) in group.iter().zip(&mut runs) {
+            let (_, connections) = servers.of(s.target);
+            let call = s.call.clone();
+            let r = load::open(
+                connections,
+                rate,
+                Duration::from_secs_f64(o.seconds),
+                move |ch, n| call(ch, n),
+            )
+            .await;
+            // A server that cannot keep up sheds calls: that is a
+            // finding to report, not a reason to stop.
+            if r.calls == 0 {
+                return Err(SuiteError::Failed(format!(
+                    "open loop {}: every call failed ({})",
+                    s.name,
+                    r.first_error.unwrap_or_default(),
+                )));
+            }
+            if let Some(e) = &r.first_error {
+                eprintln!("open loop {}: {} calls failed: {e}", s.name, r.errors);
+            }
+            failed.push(r.errors as f64 / (r.errors + r.calls) as f64);
+            achieved.push(r.throughput());
+            p50.push(r.percentile_us(0.5) as f64);
+            p99.push(r.percentile_us(0.99) as f64);
+            p999.push(r.percentile_us(0.999) as f64);
+        }
+    }
+    let mut out = results::OpenLoop {
+        rate_per_s: rate,
+        scenarios: Vec::new(),
+    };
+    for (s, [achieved, p50, p99, p999, failed]) in group.iter().zip(runs) {
+        let m = results::OpenLoopScenario {
+            name: s.name.clone(),
+            description: s.description.clone(),
+            failed_share: Median::of(failed).median,
+            achieved_per_s: Median::of(achieved).median,
+            p50_us: Median::of(p50).median,
+            p99_us: Median::of(p99).median,
+            p999_us: Median::of(p999).median,
+        };
+        eprintln!(
+            "{:>28}: {rate} calls/s open loop  p50 {:>6.0} µs  p99 {:>7.0} µs  p99.9 {:>7.0} µs",
+            m.name, m.p50_us, m.p99_us, m.p999_us
+        );
+        out.scenarios.push(m);
+    }
+    Ok(out)
 }
 
 /// A registry on the etcd cluster at `endpoints`, under `prefix`.
