@@ -47,6 +47,19 @@ async fn build() -> Result<PathBuf, String> {
         Some(other) => other.to_string(),
         None => return Err(format!("{} names no profile", dir.display())),
     };
+    // One build at a time among the test processes (nextest runs each test
+    // in a process of its own): the others wait here, not on cargo's own
+    // lock, so that cargo waiting for its lock can only mean a cargo other
+    // than ours holds the build directory.
+    let lock_path = dir.join(".zgc-tests-binaries.lock");
+    let _lock = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::create(&lock_path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| format!("cannot wait for the build lock: {e}"))?
+    .map_err(|e| format!("cannot take the build lock: {e}"))?;
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
     let mut cargo = Command::new(env!("CARGO"))
         .arg("build")
@@ -67,7 +80,8 @@ async fn build() -> Result<PathBuf, String> {
     while let Ok(Some(line)) = lines.next_line().await {
         if line.contains("Blocking waiting for file lock") {
             // `cargo test` holds the build directory while its tests run
-            // (nextest does not): use the binaries it built, if it did.
+            // (nextest does not), as does a build the user runs meanwhile:
+            // use the binaries there are, if there are.
             let _ = cargo.kill().await;
             let built = ["zgc-registry", "zgc-stats"]
                 .iter()
