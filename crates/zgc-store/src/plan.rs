@@ -390,7 +390,7 @@ mod tests {
     //! etcd backend drives it.
 
     use prost::Message;
-    use zgc_proto::registry::v1::{ChangeType, Company};
+    use zgc_proto::registry::v1::{ChangeType, Company, Park};
 
     use crate::rules::{Change, etag_of};
     use crate::{Mirrored, Store, StoreConfig, StoreError};
@@ -408,6 +408,39 @@ mod tests {
             id: id.into(),
             before: None,
             after: Some((company, bytes)),
+        }
+    }
+
+    fn park(id: &str, revision: u64) -> Change {
+        let park = Park {
+            name: format!("parks/{id}"),
+            display_name: id.into(),
+            revision,
+            etag: etag_of(revision),
+            ..Default::default()
+        };
+        let bytes = park.encode_to_vec();
+        Change::Park {
+            id: id.into(),
+            before: None,
+            after: Some((park, bytes)),
+        }
+    }
+
+    /// etcd deleting a key this store never held.
+    fn gone(company: bool, id: &str) -> Change {
+        if company {
+            Change::Company {
+                id: id.into(),
+                before: None,
+                after: None,
+            }
+        } else {
+            Change::Park {
+                id: id.into(),
+                before: None,
+                after: None,
+            }
         }
     }
 
@@ -540,5 +573,32 @@ mod tests {
         // Everything as of the snapshot's revision.
         assert!(names.iter().any(|n| n.contains("\"B\"")), "{names:?}");
         assert!(!names.iter().any(|n| n.contains("renamed")), "{names:?}");
+    }
+
+    #[tokio::test]
+    async fn deleting_what_the_store_never_held_changes_nothing() {
+        let (_dir, store) = open();
+        let changes = vec![
+            gone(false, "ghost"),
+            park("p", 5),
+            gone(true, "ghost"),
+            company("c", "C", 5),
+        ];
+        store.mirror(mirrored(5, changes, true)).await.unwrap();
+        let batch = store.read_changes((5, 0), 10).unwrap();
+        let events: Vec<(i32, String)> = batch
+            .events
+            .iter()
+            .map(|e| (e.r#type, format!("{:?}", e.after)))
+            .collect();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(
+            events
+                .iter()
+                .all(|(kind, _)| *kind == ChangeType::Created as i32),
+            "{events:?}"
+        );
+        assert!(events[0].1.contains("parks/p"), "{events:?}");
+        assert!(events[1].1.contains("companies/c"), "{events:?}");
     }
 }

@@ -492,3 +492,18 @@ impl<S: State> Decider<'_, S> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_etag_names_the_revision_it_was_issued_at() {
+        // The registry reads an etag back as the revision it names (its
+        // `parse_etag`): they must round-trip, and differ per revision.
+        for revision in [1, 9, 10, 1_000_000_007, u64::MAX] {
+            assert_eq!(etag_of(revision).parse::<u64>(), Ok(revision));
+        }
+        assert_ne!(etag_of(1), etag_of(2));
+    }
+}
