@@ -12,6 +12,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_types::StatusExt;
+use zgc_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use zgc_proto::registry::v1::*;
 use zgc_proto::stats::v1::{GetSummaryRequest, Scope, scope};
 use zgc_tests::{Registry, Stats, company, request_id};
@@ -292,4 +293,47 @@ async fn watchers_beyond_the_limit_are_refused_with_resource_exhausted() {
     .await
     .expect("a closed stream never freed its place");
     drop(reopened);
+}
+
+/// Shedding thousands of calls on one connection must not cost the
+/// connection: h2 counts the streams it resets on its own against a limit
+/// (hyper's 1,024 per connection) and closes the connection past it, which
+/// would fail every admitted call on it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shedding_thousands_of_calls_on_one_connection_keeps_it() {
+    let registry = Registry::start_with(|c| c.server.max_concurrent_calls = 1).await;
+    let channel = registry.channel().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let mut client = RegistryServiceClient::new(channel.clone());
+        tasks.spawn(async move {
+            let (mut shed, mut other) = (0u64, Vec::new());
+            for _ in 0..100 {
+                match client.list_parks(ListParksRequest::default()).await {
+                    Ok(_) => {}
+                    Err(s)
+                        if s.code() == tonic::Code::Unavailable
+                            && s.message().contains("limit") =>
+                    {
+                        shed += 1
+                    }
+                    Err(s) => other.push(s),
+                }
+            }
+            (shed, other)
+        });
+    }
+    let (mut shed, mut other) = (0, Vec::new());
+    while let Some(t) = tasks.join_next().await {
+        let (s, o) = t.unwrap();
+        shed += s;
+        other.extend(o);
+    }
+    assert!(shed > 1024, "only {shed} calls were shed");
+    assert!(
+        other.is_empty(),
+        "{} calls failed otherwise: {:?}",
+        other.len(),
+        other.first()
+    );
 }
