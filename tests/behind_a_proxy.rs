@@ -12,8 +12,9 @@
 //! the proxy's health checks notice), then drain and exit 0; it comes back
 //! on the same ports. Not one call may fail.
 //!
-//! `ZGC_SOAK_ROLLS=N` repeats the rolling restart N times (a soak, not
-//! for CI).
+//! `ZGC_SOAK_ROLLS=N` repeats the rolling restart N times: a soak, not
+//! for CI, run outside nextest (whose timeout would stop it):
+//! `ZGC_SOAK_ROLLS=30 cargo test -p zgc-tests --test behind_a_proxy -- --nocapture`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -488,6 +489,12 @@ async fn a_rolling_restart_by_sigterm_alone_fails_no_call() {
         tally.failures.len(),
         *served_rx.borrow() + tally.failures.len() as u64,
         tally.failures
+    );
+    eprintln!(
+        "rolling restart: {rolls} rolls, {} SIGTERMs; {} calls served, none failed; {} writes acknowledged",
+        rolls * replicas.len(),
+        *served_rx.borrow(),
+        tally.created.len()
     );
     // Every acknowledged write is there.
     for id in &tally.created {
