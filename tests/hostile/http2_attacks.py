@@ -185,16 +185,10 @@ def ping_flood(a, n):
         a.sent += 999
 
 
-def huge_headers(a, n):
-    # One header of n bytes, split over CONTINUATION frames of 16 KiB.
-    block = a.encoder.encode(
-        request_headers(
-            a.authority,
-            a.path,
-            [("x-huge", "h" * n)],
-        ),
-        huffman=False,
-    )
+def one_request_with(a, extra, huffman=True):
+    """Sends one request whose header block carries `extra` headers, split
+    over CONTINUATION frames of 16 KiB, then its (empty) message."""
+    block = a.encoder.encode(request_headers(a.authority, a.path, extra), huffman=huffman)
     chunks = [block[i : i + 16384] for i in range(0, len(block), 16384)]
     first = HeadersFrame(1)
     first.data = chunks[0]
@@ -208,26 +202,15 @@ def huge_headers(a, n):
         if not a.send(f.serialize()):
             return
     a.send(a.grpc_message(1))
+
+
+def huge_headers(a, n):
+    # One header of n bytes.
+    one_request_with(a, [("x-huge", "h" * n)], huffman=False)
 
 
 def many_headers(a, n):
-    extra = [(f"x-many-{i}", "v") for i in range(n)]
-    block = a.encoder.encode(
-        request_headers(a.authority, a.path, extra)
-    )
-    chunks = [block[i : i + 16384] for i in range(0, len(block), 16384)]
-    first = HeadersFrame(1)
-    first.data = chunks[0]
-    frames = [first]
-    for chunk in chunks[1:]:
-        cont = ContinuationFrame(1)
-        cont.data = chunk
-        frames.append(cont)
-    frames[-1].flags.add("END_HEADERS")
-    for f in frames:
-        if not a.send(f.serialize()):
-            return
-    a.send(a.grpc_message(1))
+    one_request_with(a, [(f"x-many-{i}", "v") for i in range(n)])
 
 
 def zero_window(a, n):

@@ -439,12 +439,14 @@ impl Store {
         if let Some(etcd) = &self.etcd {
             return etcd.write(self, write).await;
         }
+        self.submit(Work::Client(Box::new(write))).await
+    }
+
+    /// Queues `work` for the writer and waits for its outcome.
+    async fn submit(&self, work: Work) -> Result<WriteOutcome, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Msg::Write(Box::new(Job {
-                work: Work::Client(Box::new(write)),
-                reply,
-            })))
+            .send(Msg::Write(Box::new(Job { work, reply })))
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -454,15 +456,7 @@ impl Store {
     /// drive the writer's mirror path without an etcd).
     #[cfg(test)]
     pub(crate) async fn mirror(&self, mirrored: Mirrored) -> Result<WriteOutcome, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Msg::Write(Box::new(Job {
-                work: Work::Mirror(mirrored),
-                reply,
-            })))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        self.submit(Work::Mirror(mirrored)).await
     }
 
     /// Waits until this store holds every write committed before the call
