@@ -289,10 +289,18 @@ async fn a_rolling_restart_by_sigterm_alone_fails_no_call() {
         SHUTDOWN_DELAY_SECS.into(),
     ];
 
-    let registry_args: Vec<String> = ["--etcd-endpoints".to_string(), etcd.endpoints().join(",")]
-        .into_iter()
-        .chain(delay.clone())
-        .collect();
+    // A small retention, as a deployment has: etcd's history is compacted,
+    // so a restarted replica loads a snapshot instead of replaying every
+    // revision the soak wrote.
+    let registry_args: Vec<String> = [
+        "--etcd-endpoints".to_string(),
+        etcd.endpoints().join(","),
+        "--retention".into(),
+        "10000".into(),
+    ]
+    .into_iter()
+    .chain(delay.clone())
+    .collect();
     let stats_args: Vec<String> = [
         "--registry-addr".to_string(),
         format!("http://127.0.0.1:{proxy_port}"),

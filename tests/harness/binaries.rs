@@ -16,8 +16,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::OnceCell;
 
-/// How long a binary gets to start listening.
-const START: Duration = Duration::from_secs(60);
+/// How long a binary gets to start listening: generous, because a debug
+/// build on a loaded machine loads its store slowly, and a test that waits
+/// this long has already failed.
+const START: Duration = Duration::from_secs(300);
 
 /// The path of the workspace binary `name`, built if needed.
 pub async fn path(name: &str) -> PathBuf {

@@ -204,10 +204,9 @@ async fn compacted(client: &Client, keys: &Keys, revision: i64) -> Result<bool, 
     }
 }
 
-/// The oldest revision etcd still has, found by bisection (etcd 3.4 does
-/// not say it otherwise).
-async fn oldest_kept(client: &Client, keys: &Keys) -> Result<i64, StoreError> {
-    let current = client
+/// etcd's current revision.
+async fn current(client: &Client, keys: &Keys) -> Result<i64, StoreError> {
+    Ok(client
         .range(RangeRequest {
             key: keys.last_write(),
             keys_only: true,
@@ -216,7 +215,12 @@ async fn oldest_kept(client: &Client, keys: &Keys) -> Result<i64, StoreError> {
         .await
         .map_err(unavailable)?
         .header
-        .map_or(1, |h| h.revision.max(1));
+        .map_or(1, |h| h.revision.max(1)))
+}
+
+/// The oldest revision etcd still has, found by bisection (etcd 3.4 does
+/// not say it otherwise), given its `current` one.
+async fn oldest_kept(client: &Client, keys: &Keys, current: i64) -> Result<i64, StoreError> {
     if !compacted(client, keys, 1).await? {
         return Ok(1);
     }
@@ -233,14 +237,35 @@ async fn oldest_kept(client: &Client, keys: &Keys) -> Result<i64, StoreError> {
     Ok(high)
 }
 
-/// Loads everything under the prefix as of the oldest revision etcd still
-/// has into the local store, so that following etcd from there gives the
-/// replica's change log every revision etcd keeps; that revision.
-pub(crate) async fn load(client: &Client, keys: &Keys, sink: &Sink) -> Result<u64, StoreError> {
+/// The revision a replica loads: the oldest etcd keeps, so that following
+/// etcd from there gives the replica's change log every revision etcd
+/// keeps, but no older than half the `retention` behind `current`. Every
+/// replica compacts etcd's history to `retention` behind the newest
+/// revision, so the oldest kept revision can be compacted away while the
+/// load reads it; half the retention of headroom keeps the load's revision
+/// until that many more revisions are written.
+fn load_revision(oldest: i64, current: i64, retention: u64) -> i64 {
+    let headroom = i64::try_from(retention / 2).unwrap_or(i64::MAX);
+    oldest.max(current.saturating_sub(headroom)).min(current)
+}
+
+/// Loads everything under the prefix as of [`load_revision`] into the
+/// local store; that revision.
+pub(crate) async fn load(
+    client: &Client,
+    keys: &Keys,
+    sink: &Sink,
+    retention: u64,
+) -> Result<u64, StoreError> {
     let start = keys.entities();
     let end = prefix_end(&start);
     let mut from = start;
-    let at = oldest_kept(client, keys).await?;
+    let current = current(client, keys).await?;
+    let at = load_revision(
+        oldest_kept(client, keys, current).await?,
+        current,
+        retention,
+    );
     loop {
         let page = client
             .range(RangeRequest {
@@ -362,5 +387,22 @@ pub(crate) async fn follow(client: Client, keys: Keys, sink: Sink, after: u64) {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_load_reads_the_oldest_revision_kept_within_half_the_retention() {
+        // A history shorter than half the retention: all of it.
+        assert_eq!(load_revision(1, 400, 1000), 1);
+        // A longer one: half the retention behind the current revision,
+        // so compactions to the retention leave it while the load reads.
+        assert_eq!(load_revision(9_000, 10_000, 2_000), 9_000);
+        assert_eq!(load_revision(7_000, 10_000, 2_000), 9_000);
+        assert_eq!(load_revision(1, 10_000, 1), 10_000);
+        assert_eq!(load_revision(1, 10_000, u64::MAX), 1);
     }
 }

@@ -192,11 +192,11 @@ pub(crate) async fn open(config: EtcdConfig) -> Result<Store, StoreError> {
         jobs: store.jobs.clone(),
         inner: Arc::downgrade(&store.inner),
     };
-    let revision = mirror::load(&client, &keys, &sink).await?;
+    let revision = mirror::load(&client, &keys, &sink, config.local.retention.max(1)).await?;
     tracing::info!(
         revision,
         prefix = %config.prefix,
-        "loaded the registry's state from etcd's oldest revision; following its history"
+        "loaded the registry's state from etcd; following its history"
     );
     let follower = tokio::spawn(mirror::follow(client.clone(), keys.clone(), sink, revision));
     let compactor = tokio::spawn(compactor::run(
