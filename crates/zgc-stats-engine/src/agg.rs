@@ -2,8 +2,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::Ymd;
-use crate::model::{CompanyInfo, Region};
+use crate::dated::Dated;
+use crate::footprint::Footprint;
+use crate::model::CompanyInfo;
 
 /// A set of parks and companies that summaries are kept for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,26 +52,15 @@ pub struct Agg {
     pub origins: HashMap<String, i64>,
     pub sectors: HashMap<String, i64>,
     /// Companies by founding date (known years only).
-    pub founded: BTreeMap<Ymd, i64>,
-    /// Companies by founding year: `founded` summed by year, kept apart so
-    /// a summary reads tens of years, not thousands of days.
-    pub founded_years: BTreeMap<i32, i64>,
+    pub founded: Dated,
     /// Branches by founding date (known years only).
-    pub branches_founded: BTreeMap<Ymd, i64>,
+    pub branches_founded: Dated,
     /// Relocation records by date (known years only).
-    pub relocations: BTreeMap<Ymd, i64>,
+    pub relocations: Dated,
     pub figures: BTreeMap<i32, YearSum>,
     /// Branches whose parent is in this bucket, by the branch's city and
     /// founding date.
-    pub footprint: BTreeMap<(Region, Option<Ymd>), i64>,
-}
-
-fn bump<K: Ord + Clone>(map: &mut BTreeMap<K, i64>, key: K, sign: i64) {
-    let v = map.entry(key.clone()).or_default();
-    *v += sign;
-    if *v == 0 {
-        map.remove(&key);
-    }
+    pub footprint: Footprint,
 }
 
 fn bump_hash(map: &mut HashMap<String, i64>, key: &str, sign: i64) {
@@ -91,7 +81,7 @@ impl Agg {
         if !c.place.parent.is_empty() {
             self.branches += sign;
             if let Some(d) = c.place.founded {
-                bump(&mut self.branches_founded, d, sign);
+                self.branches_founded.add(d, sign);
             }
         }
         if c.high_tech {
@@ -108,12 +98,11 @@ impl Agg {
             bump_hash(&mut self.sectors, s, sign);
         }
         if let Some(d) = c.place.founded {
-            bump(&mut self.founded, d, sign);
-            bump(&mut self.founded_years, d.year, sign);
+            self.founded.add(d, sign);
         }
         for r in &c.relocations {
             if let Some(d) = r.date {
-                bump(&mut self.relocations, d, sign);
+                self.relocations.add(d, sign);
             }
         }
         for (year, revenue, output) in &c.figures {
@@ -144,27 +133,16 @@ impl Agg {
         for (k, v) in &o.sectors {
             *self.sectors.entry(k.clone()).or_default() += v;
         }
-        for (k, v) in &o.founded {
-            *self.founded.entry(*k).or_default() += v;
-        }
-        for (k, v) in &o.founded_years {
-            *self.founded_years.entry(*k).or_default() += v;
-        }
-        for (k, v) in &o.branches_founded {
-            *self.branches_founded.entry(*k).or_default() += v;
-        }
-        for (k, v) in &o.relocations {
-            *self.relocations.entry(*k).or_default() += v;
-        }
+        self.founded.merge(&o.founded);
+        self.branches_founded.merge(&o.branches_founded);
+        self.relocations.merge(&o.relocations);
         for (k, v) in &o.figures {
             let s = self.figures.entry(*k).or_default();
             s.revenue += v.revenue;
             s.output += v.output;
             s.companies += v.companies;
         }
-        for (k, v) in &o.footprint {
-            *self.footprint.entry(k.clone()).or_default() += v;
-        }
+        self.footprint.merge(&o.footprint);
     }
 }
 

@@ -1,5 +1,7 @@
 //! Partial dates and the window rules of the contract.
 
+use std::ops::Bound;
+
 use zgc_proto::types::v1::Date;
 
 use crate::QueryError;
@@ -29,23 +31,46 @@ impl Ymd {
     /// The earliest day it can mean, as `yyyymmdd` (unknown month: January,
     /// unknown day: the 1st).
     pub fn earliest(self) -> i64 {
-        i64::from(self.year) * 10_000
-            + i64::from(self.month.max(1)) * 100
-            + i64::from(self.day.max(1))
+        self.first_day().number()
     }
 
     /// The latest day it can mean, as `yyyymmdd` (unknown month: December,
     /// unknown day: the month's last).
     pub fn latest(self) -> i64 {
+        self.last_day().number()
+    }
+
+    /// The earliest day it can mean.
+    fn first_day(self) -> Self {
+        Self {
+            year: self.year,
+            month: self.month.max(1),
+            day: self.day.max(1),
+        }
+    }
+
+    /// The latest day it can mean.
+    fn last_day(self) -> Self {
         let month = if self.month == 0 { 12 } else { self.month };
         let day = if self.day == 0 {
             days_in_month(self.year, month)
         } else {
             self.day
         };
-        i64::from(self.year) * 10_000 + i64::from(month) * 100 + i64::from(day)
+        Self {
+            year: self.year,
+            month,
+            day,
+        }
+    }
+
+    fn number(self) -> i64 {
+        i64::from(self.year) * 10_000 + i64::from(self.month) * 100 + i64::from(self.day)
     }
 }
+
+/// A range of keys, either end open.
+pub type Span<K> = (Bound<K>, Bound<K>);
 
 fn days_in_month(year: i32, month: i32) -> i32 {
     match month {
@@ -81,21 +106,6 @@ impl Window {
         Ok(Self { start, end })
     }
 
-    /// A window of whole years.
-    pub fn years(start: i32, end: i32) -> Self {
-        let year = |y: i32| {
-            (y != 0).then_some(Ymd {
-                year: y,
-                month: 0,
-                day: 0,
-            })
-        };
-        Self {
-            start: year(start),
-            end: year(end),
-        }
-    }
-
     /// Whether the window has either end.
     pub fn is_set(&self) -> bool {
         self.start.is_some() || self.end.is_some()
@@ -104,6 +114,70 @@ impl Window {
     /// Both ends, when both are set.
     pub fn bounds(&self) -> Option<(Ymd, Ymd)> {
         Some((self.start?, self.end?))
+    }
+
+    /// The dates the window admits, as a range of [`Ymd`] keys: dates
+    /// order by year, month, day with 0 (unknown) first, so a date's
+    /// earliest day never decreases along that order, and the dates whose
+    /// earliest day is inside the window are one range of it. Unknown
+    /// dates are never in it: with a window they do not count, and
+    /// without one the caller counts them apart.
+    pub fn dates(&self) -> Span<Ymd> {
+        let start = self.start.map_or(Bound::Unbounded, |s| {
+            // The first date whose earliest day is not before the start's:
+            // a date with unknown day (or month) starts on the 1st (or in
+            // January), so it is in from the 1st of its month (or year).
+            let first = s.first_day();
+            Bound::Included(match (first.month, first.day) {
+                (1, 1) => Ymd {
+                    month: 0,
+                    day: 0,
+                    ..first
+                },
+                (_, 1) => Ymd { day: 0, ..first },
+                _ => first,
+            })
+        });
+        let end = self
+            .end
+            .map_or(Bound::Unbounded, |e| Bound::Included(e.last_day()));
+        (start, end)
+    }
+
+    /// The months the window admits whole, as `(year, month)` keys, if
+    /// it admits every month it touches whole (starts on a 1st and ends
+    /// on a month's last day, or is open at that end).
+    pub fn whole_months(&self) -> Option<Span<(i32, i32)>> {
+        let start = match self.start.map(Ymd::first_day) {
+            None => Bound::Unbounded,
+            Some(s) if s.day == 1 => Bound::Included((s.year, s.month)),
+            Some(_) => return None,
+        };
+        let end = match self.end.map(Ymd::last_day) {
+            None => Bound::Unbounded,
+            Some(e) if e.day == days_in_month(e.year, e.month) => {
+                Bound::Included((e.year, e.month))
+            }
+            Some(_) => return None,
+        };
+        Some((start, end))
+    }
+
+    /// The years the window admits whole, if it admits every year it
+    /// touches whole (starts on January 1st and ends on December 31st,
+    /// or is open at that end).
+    pub fn whole_years(&self) -> Option<Span<i32>> {
+        let start = match self.start.map(Ymd::first_day) {
+            None => Bound::Unbounded,
+            Some(s) if (s.month, s.day) == (1, 1) => Bound::Included(s.year),
+            Some(_) => return None,
+        };
+        let end = match self.end.map(Ymd::last_day) {
+            None => Bound::Unbounded,
+            Some(e) if (e.month, e.day) == (12, 31) => Bound::Included(e.year),
+            Some(_) => return None,
+        };
+        Some((start, end))
     }
 
     /// Whether an entity's date counts: without a window every date does
@@ -183,6 +257,100 @@ mod tests {
         assert!(!w.admits(None));
         assert!(Window::default().admits(None));
         assert_eq!(ymd(2024, 2, 0).unwrap().latest(), 20240229);
+    }
+
+    /// Every date from 2014 to 2018, unknown months and days included.
+    fn every_date() -> Vec<Ymd> {
+        let mut out = Vec::new();
+        for year in 2014..=2018 {
+            out.push(Ymd {
+                year,
+                month: 0,
+                day: 0,
+            });
+            for month in 1..=12 {
+                for day in 0..=days_in_month(year, month) {
+                    out.push(Ymd { year, month, day });
+                }
+            }
+        }
+        out
+    }
+
+    fn every_window() -> Vec<Window> {
+        let ends: Vec<Option<Date>> = [
+            (0, 0, 0),
+            (2016, 0, 0),
+            (2016, 1, 0),
+            (2016, 1, 1),
+            (2016, 1, 2),
+            (2016, 2, 0),
+            (2016, 2, 28),
+            (2016, 2, 29),
+            (2016, 3, 1),
+            (2016, 12, 0),
+            (2016, 12, 30),
+            (2016, 12, 31),
+            (2017, 6, 15),
+        ]
+        .into_iter()
+        .map(|(year, month, day)| Some(Date { year, month, day }))
+        .collect();
+        let mut out = Vec::new();
+        for start in &ends {
+            for end in &ends {
+                if let Ok(w) = Window::parse(start.as_ref(), end.as_ref(), "s", "e") {
+                    out.push(w);
+                }
+            }
+        }
+        out
+    }
+
+    fn within<K: Ord>(span: &Span<K>, key: &K) -> bool {
+        use std::ops::RangeBounds;
+        (span.0.as_ref(), span.1.as_ref()).contains(key)
+    }
+
+    /// The ranges a window reads from kept counts admit exactly the dates
+    /// `admits` does: by date always, by month and by year when the window
+    /// admits them whole.
+    #[test]
+    fn a_window_s_ranges_admit_what_it_admits() {
+        let (mut by_month, mut by_year) = (0, 0);
+        for w in every_window() {
+            let dates = w.dates();
+            let months = w.whole_months();
+            let years = w.whole_years();
+            by_month += usize::from(months.is_some());
+            by_year += usize::from(years.is_some());
+            for d in every_date() {
+                let admitted = w.admits(Some(d));
+                assert_eq!(within(&dates, &d), admitted, "{w:?} {d:?}");
+                if let Some(months) = &months
+                    && d.month != 0
+                {
+                    assert_eq!(within(months, &(d.year, d.month)), admitted, "{w:?} {d:?}");
+                }
+                if let Some(years) = &years {
+                    assert_eq!(within(years, &d.year), admitted, "{w:?} {d:?}");
+                }
+            }
+        }
+        // The cases that read months and years are tried, not only the
+        // ones that fall back to dates.
+        assert!(by_month > 20 && by_year > 10, "{by_month} {by_year}");
+    }
+
+    #[test]
+    fn a_window_that_cuts_a_month_or_a_year_reads_dates() {
+        let d = |year, month, day| Date { year, month, day };
+        let w = |s: Date, e: Date| Window::parse(Some(&s), Some(&e), "s", "e").unwrap();
+        assert!(w(d(2016, 1, 2), d(2016, 3, 0)).whole_months().is_none());
+        assert!(w(d(2016, 1, 1), d(2016, 2, 28)).whole_months().is_none());
+        assert!(w(d(2016, 1, 1), d(2016, 2, 29)).whole_months().is_some());
+        assert!(w(d(2016, 2, 0), d(2016, 12, 0)).whole_years().is_none());
+        assert!(w(d(2016, 1, 0), d(2016, 12, 31)).whole_years().is_some());
     }
 
     #[test]

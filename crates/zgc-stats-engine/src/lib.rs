@@ -26,10 +26,14 @@
 //! No gRPC, no I/O: the service feeds events in and maps answers out.
 
 mod agg;
+mod dated;
 mod dates;
 mod error;
+mod flows;
+mod footprint;
 mod model;
 mod query;
+mod ranked;
 
 pub use dates::Ymd;
 pub use error::{ApplyError, QueryError};
@@ -61,8 +65,8 @@ pub struct Engine {
     /// Parks appeared, went or changed parent since the tree buckets were
     /// built: they are rebuilt by `set_revision`, and ignored until then.
     trees_stale: bool,
-    /// Relocation records by (from, to, year), city level.
-    flows: HashMap<(model::Region, model::Region, Option<i32>), i64>,
+    /// Relocation records by origin, destination and year.
+    flows: flows::Flows,
     /// Region spellings, and the names kept per company, shared.
     names: Names,
 }
@@ -300,12 +304,7 @@ impl Engine {
             }
         }
         for r in &c.relocations {
-            let key = (r.from.clone(), r.to.clone(), r.date.map(|d| d.year));
-            let count = self.flows.entry(key.clone()).or_default();
-            *count += sign;
-            if *count == 0 {
-                self.flows.remove(&key);
-            }
+            self.flows.add(&r.from, &r.to, r.date.map(|d| d.year), sign);
         }
     }
 
@@ -324,16 +323,15 @@ impl Engine {
         let Some(location) = c.location.clone() else {
             return;
         };
-        let key = (location, c.founded);
+        let founded = c.founded;
         let mut ids = p.buckets();
         ids.extend(self.tree_ids(&p.park));
         for id in ids {
-            let agg = self.buckets.entry(id).or_default();
-            let count = agg.footprint.entry(key.clone()).or_default();
-            *count += sign;
-            if *count == 0 {
-                agg.footprint.remove(&key);
-            }
+            self.buckets
+                .entry(id)
+                .or_default()
+                .footprint
+                .add(&location, founded, sign);
         }
     }
 }

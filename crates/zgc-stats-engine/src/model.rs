@@ -28,6 +28,21 @@ impl Region {
             city: Arc::default(),
         }
     }
+
+    /// This region as told apart at `level`.
+    pub fn at(&self, level: Level) -> Self {
+        match level {
+            Level::Province => self.province_level(),
+            Level::City => self.clone(),
+        }
+    }
+}
+
+/// How finely regions are told apart in an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Province,
+    City,
 }
 
 /// Normalises a region name for comparison.

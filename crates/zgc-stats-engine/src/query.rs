@@ -13,7 +13,8 @@ use zgc_proto::types::v1::Date;
 
 use crate::agg::{Agg, BucketId, YearSum};
 use crate::dates::Window;
-use crate::model::{Region, norm};
+use crate::flows::FlowQuery;
+use crate::model::{Level, norm};
 use crate::{Engine, QueryError, Ymd};
 
 /// The most periods one time series may return.
@@ -172,7 +173,8 @@ impl Engine {
                 .then_with(|| a.sector.cmp(&b.sector))
         });
         let founded_by_year = agg
-            .founded_years
+            .founded
+            .years()
             .iter()
             .map(|(&year, &count)| YearCount { year, count })
             .collect();
@@ -291,29 +293,14 @@ impl Engine {
         if req.end_year != 0 && req.start_year > req.end_year {
             return Err(QueryError::invalid("end_year", "is before start_year"));
         }
-        let window = Window::years(req.start_year, req.end_year);
-        let (from_p, to_p) = (norm(&req.from_province), norm(&req.to_province));
-        let mut groups: BTreeMap<(Region, Region), i64> = BTreeMap::new();
-        for ((from, to, year), n) in &self.flows {
-            if (!from_p.is_empty() && *from.province != *from_p)
-                || (!to_p.is_empty() && *to.province != *to_p)
-            {
-                continue;
-            }
-            if !window.admits(year.map(|y| Ymd {
-                year: y,
-                month: 0,
-                day: 0,
-            })) {
-                continue;
-            }
-            *groups
-                .entry((at_level(from, level), at_level(to, level)))
-                .or_default() += n;
-        }
-        // Sums of counts that are never 0 or negative.
-        let mut flows: Vec<((Region, Region), i64)> = groups.into_iter().collect();
-        flows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let (from_province, to_province) = (norm(&req.from_province), norm(&req.to_province));
+        let flows = self.flows.flows(&FlowQuery {
+            level,
+            from_province: &from_province,
+            to_province: &to_province,
+            start_year: req.start_year,
+            end_year: req.end_year,
+        });
         Ok(flows
             .into_iter()
             .map(|((from, to), count)| RelocationFlow {
@@ -333,16 +320,9 @@ impl Engine {
         let window = Window::parse(req.start.as_ref(), req.end.as_ref(), "start", "end")?;
         let resolved = self.resolve(req.parent_scope.as_ref(), "parent_scope")?;
         let agg = self.merged(&resolved.buckets);
-        let mut groups: BTreeMap<Region, i64> = BTreeMap::new();
-        for ((region, founded), n) in &agg.footprint {
-            if window.admits(*founded) {
-                *groups.entry(at_level(region, level)).or_default() += n;
-            }
-        }
-        // Sums of counts that are never 0 or negative.
-        let mut regions: Vec<(Region, i64)> = groups.into_iter().collect();
-        regions.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        Ok(regions
+        Ok(agg
+            .footprint
+            .regions(&window, level)
             .into_iter()
             .map(|(r, branch_count)| BranchRegion {
                 location: Some(self.names.location(&r)),
@@ -386,22 +366,11 @@ impl Engine {
         let resolved = self.resolve(req.scope.as_ref(), "scope")?;
         let agg = self.merged(&resolved.buckets);
 
-        let period = |d: Ymd| -> Option<(i32, i32)> {
-            if monthly {
-                (d.month > 0).then_some((d.year, d.month))
-            } else {
-                Some((d.year, 0))
-            }
-        };
-        let mut values: BTreeMap<(i32, i32), i128> = BTreeMap::new();
-        if yearly_sums {
-            for (year, sum) in &agg.figures {
-                let d = Ymd {
-                    year: *year,
-                    month: 0,
-                    day: 0,
-                };
-                if window_years(&window, *year) {
+        let values: BTreeMap<(i32, i32), i128> = if yearly_sums {
+            agg.figures
+                .iter()
+                .filter(|(year, _)| window_years(&window, **year))
+                .map(|(year, sum)| {
                     let YearSum {
                         revenue, output, ..
                     } = *sum;
@@ -410,23 +379,17 @@ impl Engine {
                     } else {
                         output
                     };
-                    *values.entry((d.year, 0)).or_default() += v;
-                }
-            }
+                    ((*year, 0), v)
+                })
+                .collect()
         } else {
             let source = match metric {
                 SeriesMetric::CompaniesFounded => &agg.founded,
                 SeriesMetric::BranchesOpened => &agg.branches_founded,
                 _ => &agg.relocations,
             };
-            for (d, n) in source {
-                if window.admits(Some(*d))
-                    && let Some(p) = period(*d)
-                {
-                    *values.entry(p).or_default() += i128::from(*n);
-                }
-            }
-        }
+            source.by_period(&window, monthly)
+        };
         let points: Vec<((i32, i32), i128)> = match window.bounds() {
             Some((start, end)) => {
                 let periods = periods(start, end, monthly)?;
@@ -486,22 +449,14 @@ fn periods(start: Ymd, end: Ymd, monthly: bool) -> Result<Vec<(i32, i32)>, Query
     }
 }
 
-fn level(value: i32, field: &str) -> Result<RegionLevel, QueryError> {
+fn level(value: i32, field: &str) -> Result<Level, QueryError> {
     match RegionLevel::try_from(value) {
-        Ok(RegionLevel::Province) => Ok(RegionLevel::Province),
-        Ok(RegionLevel::City) => Ok(RegionLevel::City),
+        Ok(RegionLevel::Province) => Ok(Level::Province),
+        Ok(RegionLevel::City) => Ok(Level::City),
         _ => Err(QueryError::invalid(
             field,
             "must be REGION_LEVEL_PROVINCE or REGION_LEVEL_CITY",
         )),
-    }
-}
-
-fn at_level(r: &Region, level: RegionLevel) -> Region {
-    if level == RegionLevel::Province {
-        r.province_level()
-    } else {
-        r.clone()
     }
 }
 

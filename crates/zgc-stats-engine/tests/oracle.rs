@@ -789,6 +789,10 @@ fn windows() -> Vec<(Option<Date>, Option<Date>)> {
         (None, d(2016, 6, 0)),
         (d(2015, 3, 0), d(2016, 7, 15)),
         (d(2016, 1, 1), d(2017, 12, 31)),
+        // Whole months, and a start that cuts its month and year: each
+        // way a window reads kept counts (by year, by month, by date).
+        (d(2016, 2, 0), d(2016, 2, 29)),
+        (d(2015, 6, 2), d(2017, 0, 0)),
     ]
 }
 
