@@ -50,10 +50,15 @@ impl Dated {
 
     /// The counts of the dates `window` admits, summed by `(year, month)`
     /// (dates of unknown month left out) or, not `monthly`, by
-    /// `(year, 0)`. Periods with nothing are absent.
-    pub fn by_period(&self, window: &Window, monthly: bool) -> BTreeMap<(i32, i32), i128> {
-        let mut out = BTreeMap::new();
-        let mut put = |period, n: i64| *out.entry(period).or_insert(0i128) += i128::from(n);
+    /// `(year, 0)`, in period order. Periods with nothing are absent.
+    pub fn by_period(&self, window: &Window, monthly: bool) -> Vec<((i32, i32), i128)> {
+        // Every source is read in date order, so periods come in order
+        // and a period's dates are adjacent.
+        let mut out: Vec<((i32, i32), i128)> = Vec::new();
+        let mut put = |period, n: i64| match out.last_mut() {
+            Some((last, sum)) if *last == period => *sum += i128::from(n),
+            _ => out.push((period, i128::from(n))),
+        };
         match (monthly, window.whole_months(), window.whole_years()) {
             (true, Some(span), _) => {
                 for (period, n) in self.months.range(span) {
@@ -116,35 +121,35 @@ mod tests {
         let all = Window::default();
         assert_eq!(
             d.by_period(&all, false),
-            BTreeMap::from([((2016, 0), 15), ((2017, 0), 16)])
+            Vec::from([((2016, 0), 15), ((2017, 0), 16)])
         );
         assert_eq!(
             d.by_period(&all, true),
-            BTreeMap::from([((2016, 1), 6), ((2016, 2), 8), ((2017, 3), 16)])
+            Vec::from([((2016, 1), 6), ((2016, 2), 8), ((2017, 3), 16)])
         );
         // Whole months.
         assert_eq!(
             d.by_period(&window((2016, 2, 1), (2017, 3, 31)), true),
-            BTreeMap::from([((2016, 2), 8), ((2017, 3), 16)])
+            Vec::from([((2016, 2), 8), ((2017, 3), 16)])
         );
         // A cut month: from the 2nd of January, the 15th counts, and the
         // January of unknown day (the 1st) does not.
         assert_eq!(
             d.by_period(&window((2016, 1, 2), (2016, 12, 31)), true),
-            BTreeMap::from([((2016, 1), 4), ((2016, 2), 8)])
+            Vec::from([((2016, 1), 4), ((2016, 2), 8)])
         );
         assert_eq!(
             d.by_period(&window((2016, 1, 2), (2016, 12, 31)), false),
-            BTreeMap::from([((2016, 0), 12)])
+            Vec::from([((2016, 0), 12)])
         );
         // Whole years, and a year cut at its end.
         assert_eq!(
             d.by_period(&window((2016, 0, 0), (2016, 0, 0)), false),
-            BTreeMap::from([((2016, 0), 15)])
+            Vec::from([((2016, 0), 15)])
         );
         assert_eq!(
             d.by_period(&window((2016, 0, 0), (2016, 2, 28)), false),
-            BTreeMap::from([((2016, 0), 7)])
+            Vec::from([((2016, 0), 7)])
         );
     }
 

@@ -366,7 +366,7 @@ impl Engine {
         let resolved = self.resolve(req.scope.as_ref(), "scope")?;
         let agg = self.merged(&resolved.buckets);
 
-        let values: BTreeMap<(i32, i32), i128> = if yearly_sums {
+        let values: Vec<((i32, i32), i128)> = if yearly_sums {
             agg.figures
                 .iter()
                 .filter(|(year, _)| window_years(&window, **year))
@@ -392,10 +392,15 @@ impl Engine {
         };
         let points: Vec<((i32, i32), i128)> = match window.bounds() {
             Some((start, end)) => {
-                let periods = periods(start, end, monthly)?;
-                periods
+                // Both are in period order: one walk fills the gaps.
+                let mut values = values.into_iter().peekable();
+                periods(start, end, monthly)?
                     .into_iter()
-                    .map(|p| (p, values.get(&p).copied().unwrap_or(0)))
+                    .map(|p| {
+                        while values.next_if(|(q, _)| *q < p).is_some() {}
+                        let value = values.next_if(|(q, _)| *q == p);
+                        (p, value.map_or(0, |(_, v)| v))
+                    })
                     .collect()
             }
             None => values.into_iter().filter(|(_, v)| *v != 0).collect(),
