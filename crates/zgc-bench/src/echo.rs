@@ -14,14 +14,17 @@
 //!
 //! Its replies are real answers the suite read from the servers before it
 //! started this one (`--replies`), so each scenario is measured against a
-//! transport baseline with its own payload. It has two methods:
+//! transport baseline with its own payload. Its methods:
 //! - [`PATH`] takes a `GetCompanyRequest` and answers a stored `Company`
 //!   of the median encoded size;
 //! - [`SUMMARY_PATH`] takes the same `GetSummaryRequest` the stats service
 //!   is sent and answers the `Summary` the stats service gave for its
 //!   scope;
 //! - [`LIST_PATH`] takes the same `ListCompaniesRequest` the registry is
-//!   sent and answers the page the registry gave for it.
+//!   sent and answers the page the registry gave for it;
+//! - [`FLOWS_PATH`], [`FOOTPRINT_PATH`] and [`SERIES_PATH`] take the
+//!   suite's GetRelocationFlows, GetBranchFootprint and GetTimeSeries
+//!   requests and answer what the stats service gave for them.
 
 use std::convert::Infallible;
 use std::future::{Future, Ready, ready};
@@ -37,7 +40,11 @@ use tonic::{Request, Response, Status};
 use zgc_proto::registry::v1::{
     Company, GetCompanyRequest, ListCompaniesRequest, ListCompaniesResponse,
 };
-use zgc_proto::stats::v1::{GetSummaryRequest, Scope, Summary};
+use zgc_proto::stats::v1::{
+    GetBranchFootprintRequest, GetBranchFootprintResponse, GetRelocationFlowsRequest,
+    GetRelocationFlowsResponse, GetSummaryRequest, GetTimeSeriesRequest, GetTimeSeriesResponse,
+    Scope, Summary,
+};
 use zgc_server::encoded::{Encoded, EncodedCodec};
 use zgc_server::metrics::Metrics;
 use zgc_server::observe::ObserveLayer;
@@ -48,6 +55,12 @@ pub const PATH: &str = "/zgc.bench.v1.Echo/Echo";
 pub const SUMMARY_PATH: &str = "/zgc.bench.v1.Echo/EchoSummary";
 /// The listing echo's path.
 pub const LIST_PATH: &str = "/zgc.bench.v1.Echo/EchoList";
+/// The relocation flows echo's path.
+pub const FLOWS_PATH: &str = "/zgc.bench.v1.Echo/EchoRelocationFlows";
+/// The branch footprint echo's path.
+pub const FOOTPRINT_PATH: &str = "/zgc.bench.v1.Echo/EchoBranchFootprint";
+/// The time series echo's path.
+pub const SERIES_PATH: &str = "/zgc.bench.v1.Echo/EchoTimeSeries";
 
 /// The echo server's replies.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -58,12 +71,21 @@ pub struct Replies {
     pub summaries: Vec<(Scope, Summary)>,
     /// The answer to a listing call, by its request.
     pub pages: Vec<(ListCompaniesRequest, ListCompaniesResponse)>,
+    /// The answer to every relocation flows call.
+    pub flows: GetRelocationFlowsResponse,
+    /// The answer to every branch footprint call.
+    pub footprint: GetBranchFootprintResponse,
+    /// The answer to every time series call.
+    pub series: GetTimeSeriesResponse,
 }
 
 /// The echo service.
 #[derive(Clone)]
 pub struct Echo {
     company: Encoded<Company>,
+    flows: Encoded<GetRelocationFlowsResponse>,
+    footprint: Encoded<GetBranchFootprintResponse>,
+    series: Encoded<GetTimeSeriesResponse>,
     summaries: Arc<Vec<(Scope, Encoded<Summary>)>>,
     pages: Arc<Vec<(ListCompaniesRequest, Encoded<ListCompaniesResponse>)>>,
 }
@@ -73,6 +95,9 @@ impl Echo {
     pub fn new(replies: &Replies) -> Self {
         Self {
             company: Encoded::new(&replies.company),
+            flows: Encoded::new(&replies.flows),
+            footprint: Encoded::new(&replies.footprint),
+            series: Encoded::new(&replies.series),
             summaries: Arc::new(
                 replies
                     .summaries
@@ -95,15 +120,32 @@ impl NamedService for Echo {
     const NAME: &'static str = "zgc.bench.v1.Echo";
 }
 
-struct CompanyEcho(Encoded<Company>);
+/// Answers every call with one reply.
+struct Canned<T>(Encoded<T>);
 
-impl tonic::server::UnaryService<GetCompanyRequest> for CompanyEcho {
-    type Response = Encoded<Company>;
-    type Future = Ready<Result<Response<Encoded<Company>>, Status>>;
+impl<Req, T> tonic::server::UnaryService<Req> for Canned<T> {
+    type Response = Encoded<T>;
+    type Future = Ready<Result<Response<Encoded<T>>, Status>>;
 
-    fn call(&mut self, _request: Request<GetCompanyRequest>) -> Self::Future {
+    fn call(&mut self, _request: Request<Req>) -> Self::Future {
         ready(Ok(Response::new(self.0.clone())))
     }
+}
+
+/// Serves `request` as a `Req` answered with `reply`.
+fn canned<Req, T>(
+    reply: Encoded<T>,
+    request: http::Request<tonic::body::Body>,
+) -> Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, Infallible>> + Send>>
+where
+    Req: prost::Message + Default + Send + 'static,
+    T: prost::Message + Default + Send + Sync + 'static,
+{
+    Box::pin(async move {
+        let codec = EncodedCodec::<T, Req>::default();
+        let mut grpc = tonic::server::Grpc::new(codec);
+        Ok(grpc.unary(Canned(reply), request).await)
+    })
 }
 
 struct SummaryEcho(Arc<Vec<(Scope, Encoded<Summary>)>>);
@@ -168,18 +210,21 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Echo {
                 Ok(grpc.unary(SummaryEcho(summaries), request).await)
             });
         }
-        let company = self.company.clone();
-        Box::pin(async move {
-            let codec = EncodedCodec::<Company, GetCompanyRequest>::default();
-            let mut grpc = tonic::server::Grpc::new(codec);
-            Ok(grpc.unary(CompanyEcho(company), request).await)
-        })
+        match request.uri().path() {
+            FLOWS_PATH => canned::<GetRelocationFlowsRequest, _>(self.flows.clone(), request),
+            FOOTPRINT_PATH => {
+                canned::<GetBranchFootprintRequest, _>(self.footprint.clone(), request)
+            }
+            SERIES_PATH => canned::<GetTimeSeriesRequest, _>(self.series.clone(), request),
+            _ => canned::<GetCompanyRequest, _>(self.company.clone(), request),
+        }
     }
 }
 
 /// Writes `replies` to `path` for `--replies`: the company, then the
 /// number of summaries and each scope and its summary, then the number of
-/// pages and each request and its page, length-delimited.
+/// pages and each request and its page, then the flows, footprint and
+/// series answers, length-delimited.
 pub fn write_replies(path: &Path, replies: &Replies) -> io::Result<()> {
     let mut out = Vec::new();
     replies.company.encode_length_delimited(&mut out)?;
@@ -193,6 +238,9 @@ pub fn write_replies(path: &Path, replies: &Replies) -> io::Result<()> {
         request.encode_length_delimited(&mut out)?;
         page.encode_length_delimited(&mut out)?;
     }
+    replies.flows.encode_length_delimited(&mut out)?;
+    replies.footprint.encode_length_delimited(&mut out)?;
+    replies.series.encode_length_delimited(&mut out)?;
     std::fs::write(path, out)
 }
 
@@ -213,6 +261,10 @@ pub fn read_replies(path: &Path) -> io::Result<Replies> {
         let page = ListCompaniesResponse::decode_length_delimited(&mut buf).map_err(invalid)?;
         pages.push((request, page));
     }
+    let flows = GetRelocationFlowsResponse::decode_length_delimited(&mut buf).map_err(invalid)?;
+    let footprint =
+        GetBranchFootprintResponse::decode_length_delimited(&mut buf).map_err(invalid)?;
+    let series = GetTimeSeriesResponse::decode_length_delimited(&mut buf).map_err(invalid)?;
     if !buf.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
@@ -223,6 +275,9 @@ pub fn read_replies(path: &Path) -> io::Result<Replies> {
         company,
         summaries,
         pages,
+        flows,
+        footprint,
+        series,
     })
 }
 
@@ -306,6 +361,21 @@ mod tests {
                     ..Default::default()
                 },
             )],
+            flows: GetRelocationFlowsResponse {
+                flows: vec![zgc_proto::stats::v1::RelocationFlow {
+                    count: 4,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            footprint: GetBranchFootprintResponse {
+                as_of_revision: 8,
+                ..Default::default()
+            },
+            series: GetTimeSeriesResponse {
+                as_of_revision: 9,
+                ..Default::default()
+            },
         };
         write_replies(&path, &replies).unwrap();
         assert_eq!(read_replies(&path).unwrap(), replies);

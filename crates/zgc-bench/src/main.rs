@@ -109,8 +109,7 @@ async fn main() -> ExitCode {
             let replies = match replies.as_deref().map(echo::read_replies) {
                 None => echo::Replies {
                     company: scenarios::sample_company(),
-                    summaries: vec![],
-                    pages: vec![],
+                    ..Default::default()
                 },
                 Some(Ok(r)) => r,
                 Some(Err(e)) => {

@@ -116,6 +116,17 @@ pub fn targets(r: &Results) -> Vec<Target> {
         );
         out.push(against(&s.name, goal, 0.5));
     }
+    for (name, rpc) in [
+        ("relocation-flows", "GetRelocationFlows"),
+        ("branch-footprint", "GetBranchFootprint"),
+        ("time-series", "GetTimeSeries"),
+    ] {
+        out.push(against(
+            name,
+            format!("{rpc} under load ≥ 0.5x the echo of its answer"),
+            0.5,
+        ));
+    }
     if r.listings.is_empty() {
         out.push(not_measured(
             "ListCompanies ≥ 10x faster than PostgreSQL, one call at a time, every shape",
@@ -515,10 +526,10 @@ fn scenarios_section(r: &Results) -> String {
         r.raw_sled_writes_per_s
     );
     md + "\"vs echo\" is the throughput against the echo of the same payload: \
-          `echo/summary/<scope>` for `summary/<scope>` and \
-          `observed-echo/summary/<scope>`, `echo/list/<shape>` (the same first \
-          page) for `list/<shape>`, `echo` (a stored company) for the \
-          rest. `observed-echo/summary/<scope>` is that echo with the layer that \
+          `echo/<scenario>` (the scenario's own answer, such as the same first \
+          page for `list/<shape>`) where the suite measures one, and for \
+          `observed-echo/summary/<scope>` the echo of that summary; `echo` (a \
+          stored company) for the rest. `observed-echo/summary/<scope>` is that echo with the layer that \
           times the services' calls: its server p99 is the transport's own \
           under the same load, and it is never a throughput baseline.\n\n"
 }

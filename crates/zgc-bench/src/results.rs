@@ -223,22 +223,16 @@ impl Results {
     }
 
     /// The transport baseline a scenario's throughput is compared with:
-    /// for `summary/<scope>` (and the timed echo beside it), the echo of
-    /// that scope's own summary, and for `list/<shape>` the echo of its
-    /// own page, when the run has it; otherwise `echo` (a company-sized
-    /// reply). Only a baseline with throughput counts.
+    /// the echo of its own answer ([`echo_name`]; for the timed echo of a
+    /// summary, that summary's), when the run has it; otherwise `echo` (a
+    /// company-sized reply). Only a baseline with throughput counts.
     pub fn baseline(&self, scenario: &str) -> Option<&Scenario> {
         // A scenario on etcd is compared with the echo measured beside it.
         let (on_etcd, scenario) = match scenario.strip_prefix("etcd/") {
             Some(rest) => (true, rest),
             None => (false, scenario),
         };
-        let name = scenario
-            .strip_prefix("summary/")
-            .or_else(|| scenario.strip_prefix("observed-echo/summary/"))
-            .map(summary_echo_name)
-            .or_else(|| scenario.strip_prefix("list/").map(list_echo_name))
-            .unwrap_or_else(|| "echo".to_string());
+        let name = echo_name(scenario.strip_prefix("observed-echo/").unwrap_or(scenario));
         let measured = |name: &str| {
             self.scenario(name)
                 .filter(|s| s.throughput_per_s.median > 0.0)
@@ -254,9 +248,14 @@ impl Results {
     }
 }
 
+/// The name of the echo of scenario `name`'s own answer.
+pub fn echo_name(name: &str) -> String {
+    format!("echo/{name}")
+}
+
 /// The name of the echo baseline of the summary scenario of `label`.
 pub fn summary_echo_name(label: &str) -> String {
-    format!("echo/summary/{label}")
+    echo_name(&format!("summary/{label}"))
 }
 
 /// The name of the listing scenario of shape `label`.
@@ -266,7 +265,7 @@ pub fn list_name(label: &str) -> String {
 
 /// The name of the echo baseline of the listing scenario of `label`.
 pub fn list_echo_name(label: &str) -> String {
-    format!("echo/list/{label}")
+    echo_name(&list_name(label))
 }
 
 /// The name of the timed echo beside the summary scenario of `label`.
@@ -284,5 +283,35 @@ mod tests {
         assert_eq!(Median::of(vec![4.0, 1.0, 2.0, 3.0]).median, 2.5);
         assert_eq!(Median::of(vec![]).median, 0.0);
         assert_eq!(Median::of(vec![3.0, 1.0]).runs, vec![3.0, 1.0]);
+    }
+
+    /// A scenario is compared with the echo of its own answer when the run
+    /// measured it, and with the company-sized echo otherwise.
+    #[test]
+    fn a_baseline_is_the_echo_of_the_scenario_s_own_answer() {
+        let measured = |name: &str, tput: f64| Scenario {
+            name: name.into(),
+            throughput_per_s: Median::of(vec![tput]),
+            ..Default::default()
+        };
+        let r = Results {
+            scenarios: vec![
+                measured("echo", 100.0),
+                measured("echo/branch-footprint", 50.0),
+                measured("echo/summary/all", 80.0),
+                measured("echo/time-series", 0.0),
+            ],
+            ..Default::default()
+        };
+        let baseline = |name: &str| r.baseline(name).map(|s| s.name.as_str());
+        assert_eq!(baseline("branch-footprint"), Some("echo/branch-footprint"));
+        assert_eq!(baseline("summary/all"), Some("echo/summary/all"));
+        assert_eq!(
+            baseline("observed-echo/summary/all"),
+            Some("echo/summary/all")
+        );
+        // Measured without throughput, or not at all: the company echo.
+        assert_eq!(baseline("time-series"), Some("echo"));
+        assert_eq!(baseline("get"), Some("echo"));
     }
 }

@@ -383,105 +383,164 @@ fn describe(scope: &Scope) -> String {
     }
 }
 
-/// The other stats RPCs, once each over their widest scope.
-pub fn other_stats() -> Vec<Scenario> {
-    let all = Scope {
+/// RankParks, the one other stats RPC whose answer is as small as a
+/// company's: compared with `echo`.
+pub fn rank_parks() -> Scenario {
+    Scenario {
+        name: "rank-parks".into(),
+        description: "RankParks by company count, all parks".into(),
+        target: Target::Stats,
+        method: Some((STATS, "RankParks")),
+        call: Arc::new(|ch, _| {
+            async move {
+                unit(
+                    StatsServiceClient::new(ch)
+                        .rank_parks(RankParksRequest {
+                            metric: ParkMetric::CompanyCount as i32,
+                            ..Default::default()
+                        })
+                        .await,
+                )
+            }
+            .boxed()
+        }),
+    }
+}
+
+fn everything() -> Scope {
+    Scope {
         selector: Some(scope::Selector::All(true)),
         include_affiliates: false,
-    };
-    let branch_scope = all.clone();
-    let series_scope = all;
+    }
+}
+
+/// The GetRelocationFlows call the suite makes.
+pub fn flows_request() -> GetRelocationFlowsRequest {
+    GetRelocationFlowsRequest {
+        level: RegionLevel::City as i32,
+        ..Default::default()
+    }
+}
+
+/// The GetBranchFootprint call the suite makes.
+pub fn footprint_request() -> GetBranchFootprintRequest {
+    GetBranchFootprintRequest {
+        parent_scope: Some(everything()),
+        level: RegionLevel::City as i32,
+        ..Default::default()
+    }
+}
+
+/// The GetTimeSeries call the suite makes.
+pub fn series_request() -> GetTimeSeriesRequest {
+    GetTimeSeriesRequest {
+        scope: Some(everything()),
+        metric: SeriesMetric::CompaniesFounded as i32,
+        granularity: Granularity::Month as i32,
+        start: Some(Date {
+            year: 2000,
+            month: 1,
+            day: 1,
+        }),
+        end: Some(Date {
+            year: 2025,
+            month: 12,
+            day: 31,
+        }),
+        min_revision: 0,
+    }
+}
+
+/// The stats RPCs whose answers are lists as long as the data makes them,
+/// each with the echo of its own answer before it: GetRelocationFlows,
+/// GetBranchFootprint and GetTimeSeries, once each over their widest
+/// scope.
+pub fn listed_stats() -> Vec<[Scenario; 2]> {
+    let flows = flows_request();
+    let footprint = footprint_request();
+    let series = series_request();
     vec![
-        Scenario {
-            name: "rank-parks".into(),
-            description: "RankParks by company count, all parks".into(),
-            target: Target::Stats,
-            method: Some((STATS, "RankParks")),
-            call: Arc::new(|ch, _| {
-                async move {
-                    unit(
-                        StatsServiceClient::new(ch)
-                            .rank_parks(RankParksRequest {
-                                metric: ParkMetric::CompanyCount as i32,
-                                ..Default::default()
-                            })
-                            .await,
-                    )
-                }
-                .boxed()
-            }),
-        },
-        Scenario {
-            name: "relocation-flows".into(),
-            description: "GetRelocationFlows by city, all years".into(),
-            target: Target::Stats,
-            method: Some((STATS, "GetRelocationFlows")),
-            call: Arc::new(|ch, _| {
-                async move {
-                    unit(
-                        StatsServiceClient::new(ch)
-                            .get_relocation_flows(GetRelocationFlowsRequest {
-                                level: RegionLevel::City as i32,
-                                ..Default::default()
-                            })
-                            .await,
-                    )
-                }
-                .boxed()
-            }),
-        },
-        Scenario {
-            name: "branch-footprint".into(),
-            description: "GetBranchFootprint of every parent, by city".into(),
-            target: Target::Stats,
-            method: Some((STATS, "GetBranchFootprint")),
-            call: Arc::new(move |ch, _| {
-                let scope = branch_scope.clone();
-                async move {
-                    unit(
-                        StatsServiceClient::new(ch)
-                            .get_branch_footprint(GetBranchFootprintRequest {
-                                parent_scope: Some(scope),
-                                level: RegionLevel::City as i32,
-                                ..Default::default()
-                            })
-                            .await,
-                    )
-                }
-                .boxed()
-            }),
-        },
-        Scenario {
-            name: "time-series".into(),
-            description: "GetTimeSeries of companies founded per month, 2000-2025".into(),
-            target: Target::Stats,
-            method: Some((STATS, "GetTimeSeries")),
-            call: Arc::new(move |ch, _| {
-                let scope = series_scope.clone();
-                async move {
-                    unit(
-                        StatsServiceClient::new(ch)
-                            .get_time_series(GetTimeSeriesRequest {
-                                scope: Some(scope),
-                                metric: SeriesMetric::CompaniesFounded as i32,
-                                granularity: Granularity::Month as i32,
-                                start: Some(Date {
-                                    year: 2000,
-                                    month: 1,
-                                    day: 1,
-                                }),
-                                end: Some(Date {
-                                    year: 2025,
-                                    month: 12,
-                                    day: 31,
-                                }),
-                                min_revision: 0,
-                            })
-                            .await,
-                    )
-                }
-                .boxed()
-            }),
-        },
+        [
+            stats_echo::<_, GetRelocationFlowsResponse>(
+                "relocation-flows",
+                crate::echo::FLOWS_PATH,
+                flows.clone(),
+            ),
+            Scenario {
+                name: "relocation-flows".into(),
+                description: "GetRelocationFlows by city, all years".into(),
+                target: Target::Stats,
+                method: Some((STATS, "GetRelocationFlows")),
+                call: Arc::new(move |ch, _| {
+                    let request = flows.clone();
+                    async move {
+                        unit(
+                            StatsServiceClient::new(ch)
+                                .get_relocation_flows(request)
+                                .await,
+                        )
+                    }
+                    .boxed()
+                }),
+            },
+        ],
+        [
+            stats_echo::<_, GetBranchFootprintResponse>(
+                "branch-footprint",
+                crate::echo::FOOTPRINT_PATH,
+                footprint.clone(),
+            ),
+            Scenario {
+                name: "branch-footprint".into(),
+                description: "GetBranchFootprint of every parent, by city".into(),
+                target: Target::Stats,
+                method: Some((STATS, "GetBranchFootprint")),
+                call: Arc::new(move |ch, _| {
+                    let request = footprint.clone();
+                    async move {
+                        unit(
+                            StatsServiceClient::new(ch)
+                                .get_branch_footprint(request)
+                                .await,
+                        )
+                    }
+                    .boxed()
+                }),
+            },
+        ],
+        [
+            stats_echo::<_, GetTimeSeriesResponse>(
+                "time-series",
+                crate::echo::SERIES_PATH,
+                series.clone(),
+            ),
+            Scenario {
+                name: "time-series".into(),
+                description: "GetTimeSeries of companies founded per month, 2000-2025".into(),
+                target: Target::Stats,
+                method: Some((STATS, "GetTimeSeries")),
+                call: Arc::new(move |ch, _| {
+                    let request = series.clone();
+                    async move { unit(StatsServiceClient::new(ch).get_time_series(request).await) }
+                        .boxed()
+                }),
+            },
+        ],
     ]
+}
+
+/// The transport baseline of the stats scenario `name`: the same request,
+/// answered with what the stats service gave for it.
+fn stats_echo<Req, Resp>(name: &str, path: &'static str, request: Req) -> Scenario
+where
+    Req: prost::Message + Clone + Send + Sync + 'static,
+    Resp: prost::Message + Default + Send + 'static,
+{
+    Scenario {
+        name: crate::results::echo_name(name),
+        description: format!("bare tonic server, canned reply: the answer of `{name}`"),
+        target: Target::Echo,
+        method: None,
+        call: Arc::new(move |ch, _| echo_call::<_, Resp>(ch, path, request.clone()).boxed()),
+    }
 }

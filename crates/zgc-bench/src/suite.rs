@@ -335,6 +335,27 @@ async fn summaries(
     Ok(out)
 }
 
+/// The answers of the stats RPCs that [`scenarios::listed_stats`] calls,
+/// for their echoes.
+async fn listed_stats(stats: SocketAddr) -> Result<echo::Replies, SuiteError> {
+    let mut client = StatsServiceClient::new(channel(stats).await?);
+    Ok(echo::Replies {
+        flows: client
+            .get_relocation_flows(scenarios::flows_request())
+            .await?
+            .into_inner(),
+        footprint: client
+            .get_branch_footprint(scenarios::footprint_request())
+            .await?
+            .into_inner(),
+        series: client
+            .get_time_series(scenarios::series_request())
+            .await?
+            .into_inner(),
+        ..Default::default()
+    })
+}
+
 fn summary_of_all() -> Scope {
     Scope {
         selector: Some(zgc_proto::stats::v1::scope::Selector::All(true)),
@@ -695,6 +716,7 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
         company: median_company(registry.addr, &loaded.names).await?,
         summaries: summaries(stats.addr, &scopes).await?,
         pages: first_pages(registry.addr, &shapes).await?,
+        ..listed_stats(stats.addr).await?
     };
     let replies_file = scratch.path().join("echo-replies");
     echo::write_replies(&replies_file, &replies)?;
@@ -730,7 +752,8 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
             scenarios::summary(&label, scope),
         ]);
     }
-    reads.extend(scenarios::other_stats().into_iter().map(|s| vec![s]));
+    reads.push(vec![scenarios::rank_parks()]);
+    reads.extend(scenarios::listed_stats().into_iter().map(Vec::from));
     for group in &reads {
         r.scenarios
             .extend(measure(&o, &servers, &o.wanted(group)).await?);
