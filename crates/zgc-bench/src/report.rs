@@ -255,7 +255,16 @@ fn etcd_targets(r: &Results, full: bool) -> Vec<Target> {
         "on etcd: import ≥ 0.7x the rate of the same transactions straight to etcd",
     ];
     let Some(e) = &r.etcd else {
-        return goals.iter().map(|g| not_measured(g)).collect();
+        return goals
+            .iter()
+            .map(|g| match &r.etcd_failed {
+                Some(why) => Target {
+                    measured: format!("the etcd phase failed: {why}"),
+                    ..not_measured(g)
+                },
+                None => not_measured(g),
+            })
+            .collect();
     };
     let mut out = Vec::new();
     for (name, goal) in [("etcd/get", goals[0]), ("etcd/summary/all", goals[1])] {
@@ -635,7 +644,16 @@ fn listings_section(r: &Results) -> String {
 
 fn etcd_section(r: &Results) -> String {
     let Some(e) = &r.etcd else {
-        return String::new();
+        return match &r.etcd_failed {
+            Some(why) => format!(
+                "### On etcd
+
+The etcd phase of this run failed, so its figures are not                  measured: {why}
+
+"
+            ),
+            None => String::new(),
+        };
     };
     let tput = |name: &str| {
         r.scenario(name).map_or("—".to_string(), |s| {
@@ -743,6 +761,22 @@ mod tests {
             .find(|t| t.goal.starts_with(goal_start))
             .map(|t| t.status)
             .unwrap_or(Status::NotMeasured)
+    }
+
+    #[test]
+    fn a_failed_etcd_phase_says_why_its_targets_are_not_measured() {
+        let mut r = results(FULL_SCALE);
+        r.etcd_failed = Some("etcd: Timeout expired".into());
+        let etcd: Vec<Target> = targets(&r)
+            .into_iter()
+            .filter(|t| t.goal.starts_with("on etcd"))
+            .collect();
+        assert_eq!(etcd.len(), 4);
+        for t in &etcd {
+            assert_eq!(t.status, Status::NotMeasured);
+            assert!(t.measured.contains("Timeout expired"), "{t:?}");
+        }
+        assert!(etcd_section(&r).contains("Timeout expired"));
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub struct Results {
     /// The registry on etcd beside etcd itself.
     #[serde(default)]
     pub etcd: Option<EtcdFigures>,
+    /// Why the etcd phase stopped, when it failed: the rest of the run is
+    /// kept, and its targets say why they were not measured.
+    #[serde(default)]
+    pub etcd_failed: Option<String>,
     /// Latency at a fixed arrival rate (open loop), when measured.
     #[serde(default)]
     pub open_loop: Option<OpenLoop>,
