@@ -134,12 +134,16 @@ pub struct Scenario {
     pub server_cpu_ms_per_call: f64,
 }
 
-/// Calls started at a fixed rate, half the echo's closed-loop throughput,
-/// each latency counted from its scheduled start (no coordinated omission).
+/// Calls started at a fixed rate, half the echo's closed-loop throughput
+/// unless `--open-loop-rate` set it, each latency counted from its
+/// scheduled start (no coordinated omission).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct OpenLoop {
     /// Calls started per second, for every scenario.
     pub rate_per_s: u32,
+    /// Whether `--open-loop-rate` set the rate.
+    #[serde(default)]
+    pub rate_set: bool,
     /// The scenarios, the echo first.
     pub scenarios: Vec<OpenLoopScenario>,
 }

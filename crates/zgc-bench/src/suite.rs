@@ -51,6 +51,11 @@ pub struct Options {
     /// Writes per second in the freshness scenario.
     #[arg(long, default_value_t = 1000)]
     pub freshness_rate: u32,
+    /// Calls per second in the open-loop scenarios, instead of half the
+    /// echo's closed-loop throughput: to see a scenario at a rate it can
+    /// sustain (e.g. whether reads wait on the writer in `mixed`).
+    #[arg(long)]
+    pub open_loop_rate: Option<u32>,
     /// Leave out the PostgreSQL baseline (its targets then read "not
     /// measured").
     #[arg(long)]
@@ -773,13 +778,14 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
         }
     }
     if o.wants("open-loop") {
-        let echo = r
-            .scenario("echo")
-            .map(|s| s.throughput_per_s.median)
-            .unwrap_or(0.0);
-        if echo > 0.0 {
+        let rate = o.open_loop_rate.map(f64::from).unwrap_or_else(|| {
+            r.scenario("echo")
+                .map(|s| s.throughput_per_s.median / 2.0)
+                .unwrap_or(0.0)
+        });
+        if rate > 0.0 {
             let listing = shapes.iter().find(|s| s.label == "display-name");
-            r.open_loop = Some(open_loop(&o, &servers, echo, names.clone(), listing).await?);
+            r.open_loop = Some(open_loop(&o, &servers, rate, names.clone(), listing).await?);
         }
     }
     let mut raw = vec![];
@@ -839,38 +845,63 @@ pub async fn run(mut o: Options) -> Result<(), SuiteError> {
     write(&o, &r)
 }
 
-/// Latency at a fixed arrival rate, half of `echo_throughput` (the
-/// echo's closed-loop calls per second in this run), each latency from the
-/// call's scheduled start: the echo, GetCompany, GetSummary of everything,
-/// an indexed ListCompanies, and GetCompany with 10% durable creates mixed
-/// in. Runs take turns, as the closed-loop groups do.
+/// The open loop's reads with writes beside them: GetCompany at 90% of
+/// the rate, its latencies the ones recorded, while durable creates run at
+/// the other 10% in a schedule of their own. A mix measured as one would
+/// report the writes' own fsync-bound latency as its tail (they are 10% of
+/// the calls); apart, the reads' tail says whether reads wait on writes.
+const READS_WITH_WRITES: &str = "reads-with-writes";
+
+/// Latency at a fixed arrival rate, `rate` calls per second (half the
+/// echo's closed-loop throughput in this run, unless `--open-loop-rate`
+/// says otherwise), each latency from the call's scheduled start: the
+/// echo, GetCompany, GetSummary of everything, an indexed ListCompanies,
+/// and GetCompany with durable creates beside it ([`READS_WITH_WRITES`]).
+/// Runs take turns, as the closed-loop groups do.
 async fn open_loop(
     o: &Options,
     servers: &Servers,
-    echo_throughput: f64,
+    rate: f64,
     names: Arc<Vec<String>>,
     listing: Option<&Shape>,
 ) -> Result<results::OpenLoop, SuiteError> {
-    let rate = (echo_throughput / 2.0).max(1.0) as u32;
+    let rate = rate.max(1.0) as u32;
     let mut group = vec![
         scenarios::echo(),
         scenarios::get(names.clone()),
         scenarios::summary("all", summary_of_all()),
     ];
     group.extend(listing.map(scenarios::list));
-    group.push(scenarios::mixed(names));
+    let mut reads = scenarios::get(names);
+    reads.name = READS_WITH_WRITES.into();
+    reads.description = "GetCompany at 90% of the rate, with durable CreateCompany at the \
+                         other 10% beside it: the reads' latency"
+        .into();
+    group.push(reads);
+    let writes = scenarios::create();
+    let duration = Duration::from_secs_f64(o.seconds);
     let mut runs: Vec<[Vec<f64>; 5]> = group.iter().map(|_| Default::default()).collect();
     for _ in 0..o.runs.max(1) {
         for (s, [achieved, p50, p99, p999, failed]) in group.iter().zip(&mut runs) {
             let (_, connections) = servers.of(s.target);
             let call = s.call.clone();
-            let r = load::open(
-                connections,
-                rate,
-                Duration::from_secs_f64(o.seconds),
-                move |ch, n| call(ch, n),
-            )
-            .await;
+            let r = if s.name == READS_WITH_WRITES {
+                let write = writes.call.clone();
+                let (r, w) = tokio::join!(
+                    load::open(connections, rate - rate / 10, duration, move |ch, n| {
+                        call(ch, n)
+                    }),
+                    load::open(connections, (rate / 10).max(1), duration, move |ch, n| {
+                        write(ch, n)
+                    }),
+                );
+                if let Some(e) = &w.first_error {
+                    eprintln!("open loop {}: {} writes failed: {e}", s.name, w.errors);
+                }
+                r
+            } else {
+                load::open(connections, rate, duration, move |ch, n| call(ch, n)).await
+            };
             // A server that cannot keep up sheds calls: that is a
             // finding to report, not a reason to stop.
             if r.calls == 0 {
@@ -892,6 +923,7 @@ async fn open_loop(
     }
     let mut out = results::OpenLoop {
         rate_per_s: rate,
+        rate_set: o.open_loop_rate.is_some(),
         scenarios: Vec::new(),
     };
     for (s, [achieved, p50, p99, p999, failed]) in group.iter().zip(runs) {
