@@ -1,6 +1,7 @@
-//! The real server binaries (`zgc-registry`, `zgc-stats`) run as child
-//! processes, for the tests where the process itself is the subject:
-//! signals, exit codes, ports taken back after a restart.
+//! The real binaries (`zgc-registry`, `zgc-stats`, and `zgc` for `zgc up`)
+//! run as child processes, for the tests where the process itself is the
+//! subject: signals, exit codes, ports taken back after a restart, what
+//! `zgc up` prints.
 //!
 //! Cargo gives a test the path of its own package's binaries only, so the
 //! binaries are built here, once per test process, with the cargo and the
@@ -32,7 +33,7 @@ pub async fn path(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// Builds the server binaries into the directory this test binary was
+/// Builds the binaries into the directory this test binary was
 /// built in (`target/<profile>/`), and returns that directory.
 async fn build() -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| format!("where is this test? {e}"))?;
@@ -70,7 +71,7 @@ async fn build() -> Result<PathBuf, String> {
         .arg("--target-dir")
         .arg(target)
         .args(["--profile", &profile])
-        .args(["-p", "zgc-registry", "-p", "zgc-stats"])
+        .args(["-p", "zgc-registry", "-p", "zgc-stats", "-p", "zgc"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -85,7 +86,7 @@ async fn build() -> Result<PathBuf, String> {
             // (nextest does not), as does a build the user runs meanwhile:
             // use the binaries there are, if there are.
             let _ = cargo.kill().await;
-            let built = ["zgc-registry", "zgc-stats"]
+            let built = ["zgc-registry", "zgc-stats", "zgc"]
                 .iter()
                 .all(|name| dir.join(name).is_file());
             return if built {
@@ -94,7 +95,7 @@ async fn build() -> Result<PathBuf, String> {
                 Err(
                     "the server binaries are not built and cargo's build directory is \
                      locked by this test run: run the tests with scripts/test (nextest), \
-                     or `cargo build -p zgc-registry -p zgc-stats` first"
+                     or `cargo build -p zgc-registry -p zgc-stats -p zgc` first"
                         .into(),
                 )
             };

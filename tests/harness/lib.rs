@@ -267,11 +267,25 @@ pub struct Stats {
     pub addr: SocketAddr,
     /// Where its Prometheus metrics are served.
     pub metrics_addr: SocketAddr,
+    /// Where its dashboard and grpc-web are served, if they are
+    /// ([`Stats::start_with_dashboard`]).
+    pub dashboard_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), zgc_stats::ServeError>>>,
 }
 
 impl Stats {
+    /// Starts with the dashboard on a free loopback port too, and `tweak`
+    /// applied to the configuration.
+    pub async fn start_with_dashboard(
+        registry: &str,
+        tweak: impl FnOnce(&mut zgc_stats::Config),
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::launch(listener, Some(http), registry, tweak).await
+    }
+
     /// Starts a stats service following the registry at `registry` (an
     /// `http://` endpoint), with fast reconnects for tests.
     pub async fn start(registry: &str) -> Self {
@@ -290,6 +304,16 @@ impl Stats {
         registry: &str,
         tweak: impl FnOnce(&mut zgc_stats::Config),
     ) -> Self {
+        Self::launch(listener, None, registry, tweak).await
+    }
+
+    async fn launch(
+        listener: TcpListener,
+        http: Option<TcpListener>,
+        registry: &str,
+        tweak: impl FnOnce(&mut zgc_stats::Config),
+    ) -> Self {
+        let dashboard_addr = http.as_ref().map(|l| l.local_addr().expect("addr"));
         let mut config = zgc_stats::Config::for_registry(registry);
         config.backoff_max_ms = 200;
         tweak(&mut config);
@@ -299,8 +323,11 @@ impl Stats {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(zgc_stats::serve_with(
             config,
-            listener,
-            Some(metrics),
+            zgc_stats::Listeners {
+                grpc: listener,
+                metrics: Some(metrics),
+                http,
+            },
             futures::stream::once(async move {
                 let _ = stopped.await;
                 Stop::Now
@@ -309,6 +336,7 @@ impl Stats {
         Self {
             addr,
             metrics_addr,
+            dashboard_addr,
             stop: Some(stop),
             task: Some(task),
         }

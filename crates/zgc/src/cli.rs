@@ -119,6 +119,9 @@ pub struct Up {
     /// The stats service's address.
     #[arg(long, default_value = "127.0.0.1:50052")]
     pub stats_listen: std::net::SocketAddr,
+    /// The dashboard's address: a web page over the stats service.
+    #[arg(long, default_value = "127.0.0.1:8052")]
+    pub dashboard_listen: std::net::SocketAddr,
     /// Start empty instead of loading the scenario dataset.
     #[arg(long)]
     pub no_seed: bool,

@@ -64,6 +64,7 @@ fn stopped(stop: &CancellationToken) -> impl futures::Stream<Item = Stop> + Send
 pub async fn run(up: Up) -> Result<(), CliError> {
     let (registry_listener, registry_addr) = bind(up.registry_listen).await?;
     let (stats_listener, stats_addr) = bind(up.stats_listen).await?;
+    let (dashboard_listener, dashboard_addr) = bind(up.dashboard_listen).await?;
     let registry_endpoint = format!("http://{registry_addr}");
     let stats_endpoint = format!("http://{stats_addr}");
     let stop = CancellationToken::new();
@@ -74,9 +75,13 @@ pub async fn run(up: Up) -> Result<(), CliError> {
         registry_listener,
         stopped(&stop),
     ));
-    let stats = tokio::spawn(zgc_stats::serve(
+    let stats = tokio::spawn(zgc_stats::serve_with(
         stats_config(&registry_endpoint),
-        stats_listener,
+        zgc_stats::Listeners {
+            grpc: stats_listener,
+            metrics: None,
+            http: Some(dashboard_listener),
+        },
         stopped(&stop),
     ));
 
@@ -156,6 +161,7 @@ pub async fn run(up: Up) -> Result<(), CliError> {
     println!("zgc is up (registry revision {revision}).");
     println!("  registry  {registry_endpoint}   zgc.registry.v1.RegistryService");
     println!("  stats     {stats_endpoint}   zgc.stats.v1.StatsService");
+    println!("  dashboard http://{dashboard_addr}/   (a browser; grpc-web)");
     println!("  data      {}", up.data_dir.display());
     println!();
     println!("Try:");

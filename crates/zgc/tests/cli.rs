@@ -654,6 +654,8 @@ async fn up_seeds_once_prints_working_commands_and_stops_on_ctrl_c() {
                 "127.0.0.1:0",
                 "--stats-listen",
                 "127.0.0.1:0",
+                "--dashboard-listen",
+                "127.0.0.1:0",
                 "--data-dir",
             ])
             .arg(dir)
@@ -674,6 +676,28 @@ async fn up_seeds_once_prints_working_commands_and_stops_on_ctrl_c() {
         .await
         .unwrap();
     assert!(printed[0].starts_with("zgc is up"), "{printed:?}");
+    let dashboard = printed
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("dashboard http://"))
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no dashboard address in {printed:?}"));
+    // The page answers where `zgc up` says.
+    let page = tokio::task::spawn_blocking({
+        let dashboard = dashboard.to_string();
+        move || {
+            use std::io::{Read, Write};
+            let mut conn = std::net::TcpStream::connect(&dashboard).unwrap();
+            conn.write_all(b"GET / HTTP/1.1\r\nHost: zgc\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut page = String::new();
+            conn.read_to_string(&mut page).unwrap();
+            page
+        }
+    })
+    .await
+    .unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("<title>zgc dashboard</title>"), "{page}");
     // The first example works as printed.
     let example = printed
         .iter()

@@ -51,6 +51,22 @@ pub struct Config {
     /// differs from the address's host.
     #[arg(long, env = "ZGC_REGISTRY_TLS_SERVER_NAME")]
     pub registry_tls_server_name: Option<String>,
+    /// Address to serve the dashboard on: a web page, and the stats
+    /// service over grpc-web for it (HTTP/1.1, its own port: see
+    /// `web.rs`). Off unless set.
+    #[arg(long, env = "ZGC_STATS_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// Origins of pages served elsewhere that may call the service over
+    /// grpc-web (CORS), comma-separated, such as
+    /// `https://parks.example.org`; `*` for any (the default: the figures
+    /// are public and calls carry no credentials).
+    #[arg(
+        long,
+        env = "ZGC_STATS_HTTP_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
+    pub http_allowed_origins: Vec<String>,
     /// Flags every zgc server takes.
     #[command(flatten)]
     pub server: ServerArgs,

@@ -5,7 +5,8 @@
 //! shutdown future resolves. Modules: [`follower`] (the registry stream),
 //! [`state`] (the shared engine, its generation and the revision),
 //! [`service`] (thin handlers), [`summaries`] (GetSummary's answers kept
-//! encoded), [`metrics`], [`deadline`] and [`error`].
+//! encoded), [`web`] (the dashboard and grpc-web), [`metrics`],
+//! [`deadline`] and [`error`].
 
 pub mod config;
 pub mod deadline;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod service;
 pub mod state;
 pub mod summaries;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +45,15 @@ pub enum ServeError {
     /// The metrics port could not be bound.
     #[error("metrics endpoint: {0}")]
     Metrics(#[from] std::io::Error),
+    /// The dashboard's port could not be bound.
+    #[error("dashboard (--http-listen {addr}): {error}")]
+    Http {
+        addr: std::net::SocketAddr,
+        error: std::io::Error,
+    },
+    /// `--http-allowed-origins` is not a list of origins.
+    #[error("--http-allowed-origins: {0}")]
+    Origins(String),
 }
 
 /// Serves on `listener`, following the registry, until `shutdown`
@@ -55,17 +66,50 @@ pub async fn serve(
     shutdown: impl Stream<Item = Stop> + Send + 'static,
 ) -> Result<(), ServeError> {
     let metrics_listener = zgc_server::metrics::bind(&config.server).await?;
-    serve_with(config, listener, metrics_listener, shutdown).await
+    let http_listener = match config.http_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|error| ServeError::Http { addr, error })?,
+        ),
+        None => None,
+    };
+    serve_with(
+        config,
+        Listeners {
+            grpc: listener,
+            metrics: metrics_listener,
+            http: http_listener,
+        },
+        shutdown,
+    )
+    .await
 }
 
-/// [`serve`], with the metrics endpoint (if any) on a listener bound by
-/// the caller instead of `--metrics-listen`.
+/// Where a stats server serves: gRPC, and optionally the metrics endpoint
+/// and the dashboard.
+pub struct Listeners {
+    /// The gRPC port.
+    pub grpc: TcpListener,
+    /// The metrics endpoint (`/metrics`, `/ready`), if any.
+    pub metrics: Option<TcpListener>,
+    /// The dashboard and grpc-web ([`web`]), if any.
+    pub http: Option<TcpListener>,
+}
+
+/// [`serve`], on listeners bound by the caller instead of the addresses
+/// in `config`.
 pub async fn serve_with(
     config: Config,
-    listener: TcpListener,
-    metrics_listener: Option<TcpListener>,
+    listeners: Listeners,
     shutdown: impl Stream<Item = Stop> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let Listeners {
+        grpc: listener,
+        metrics: metrics_listener,
+        http: http_listener,
+    } = listeners;
+    let origins = web::origins(&config.http_allowed_origins).map_err(ServeError::Origins)?;
     let state = Arc::new(state::State::new());
     let metrics = zgc_server::metrics::Metrics::new();
     let stats_metrics = metrics::register(&metrics, state.clone());
@@ -106,6 +150,21 @@ pub async fn serve_with(
     );
     let revision_state = state.clone();
     let layer = RevisionLayer::new(Arc::new(move || revision_state.applied()));
+    // The dashboard's calls pass the layers the gRPC port's do.
+    let dashboard = http_listener.map(|http| {
+        let grpc_web = tower::ServiceBuilder::new()
+            .layer(tonic_web::GrpcWebLayer::new())
+            .layer(zgc_server::observe::ObserveLayer::new(metrics.clone()))
+            .layer(config.server.load_shed())
+            .layer(zgc_server::deadline::DeadlineLayer)
+            .layer(layer.clone())
+            .service(stats.clone());
+        tokio::spawn(web::serve(
+            http,
+            web::router(grpc_web, &origins),
+            stop.clone(),
+        ))
+    });
 
     let on_signal = lifecycle.on_signal(shutdown, health.clone(), config.server.shutdown_delay());
     let server = config
@@ -124,6 +183,11 @@ pub async fn serve_with(
     let drain = config.drain();
     let result = lifecycle.run(server, drain).await.map_err(ServeError::from);
     stop.cancel();
+    if let Some(dashboard) = dashboard {
+        // Its streams ended with the stop; a page still reading gets the
+        // drain timeout, as gRPC calls do.
+        let _ = tokio::time::timeout(drain, dashboard).await;
+    }
     let _ = follower.await;
     if let Some(m) = metrics_server {
         let _ = m.await;
