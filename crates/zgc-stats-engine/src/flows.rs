@@ -1,24 +1,18 @@
 //! Relocation records by origin and destination.
 
-use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
+use crate::leveled::Leveled;
 use crate::model::{Level, Region};
-use crate::ranked::{Ranked, sorted};
 
 type Pair = (Region, Region);
 
-/// Relocation records by (origin, destination) and year. Over all years
-/// the answer is a ranking kept at both levels, read in order (a province
-/// filter skips entries, it never sorts); over a span of years, the years
-/// in it are read and ranked.
+/// Relocation records by (origin, destination) city and year
+/// ([`Leveled`]): over all years the answer is a ranking kept at both
+/// levels, read in order (a province filter skips entries, it never
+/// sorts); over a span of years, the years in it are read and ranked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Flows {
-    cities: Ranked<Pair>,
-    provinces: Ranked<Pair>,
-    /// The records of known year, by year and city pair.
-    by_year: BTreeMap<i32, HashMap<Pair, i64>>,
-}
+pub struct Flows(Leveled<Pair, i32>);
 
 /// Which flows an answer counts.
 #[derive(Debug, Clone, Copy)]
@@ -38,21 +32,7 @@ impl Flows {
     /// Adds `n` records (negative to subtract) from city `from` to city
     /// `to`, in `year`.
     pub fn add(&mut self, from: &Region, to: &Region, year: Option<i32>, n: i64) {
-        self.cities.add(&(from.clone(), to.clone()), n);
-        self.provinces
-            .add(&(from.province_level(), to.province_level()), n);
-        if let Some(year) = year {
-            let pairs = self.by_year.entry(year).or_default();
-            let key = (from.clone(), to.clone());
-            let count = pairs.entry(key.clone()).or_default();
-            *count += n;
-            if *count == 0 {
-                pairs.remove(&key);
-                if pairs.is_empty() {
-                    self.by_year.remove(&year);
-                }
-            }
-        }
+        self.0.add(&(from.clone(), to.clone()), year, n);
     }
 
     /// The counts `q` asks for, the largest first, ties by origin then
@@ -62,17 +42,6 @@ impl Flows {
             (q.from_province.is_empty() || *from.province == *q.from_province)
                 && (q.to_province.is_empty() || *to.province == *q.to_province)
         };
-        if q.start_year == 0 && q.end_year == 0 {
-            let ranked = match q.level {
-                Level::Province => &self.provinces,
-                Level::City => &self.cities,
-            };
-            return ranked
-                .iter()
-                .filter(|(pair, _)| wanted(pair))
-                .map(|(pair, n)| (pair.clone(), n))
-                .collect();
-        }
         let bound = |y: i32| {
             if y == 0 {
                 Bound::Unbounded
@@ -80,19 +49,9 @@ impl Flows {
                 Bound::Included(y)
             }
         };
-        let mut groups: HashMap<Pair, i64> = HashMap::new();
-        for pairs in self
-            .by_year
-            .range((bound(q.start_year), bound(q.end_year)))
-            .map(|(_, v)| v)
-        {
-            for (pair, n) in pairs.iter().filter(|(pair, _)| wanted(pair)) {
-                *groups
-                    .entry((pair.0.at(q.level), pair.1.at(q.level)))
-                    .or_default() += n;
-            }
-        }
-        sorted(groups)
+        let years = (q.start_year != 0 || q.end_year != 0)
+            .then(|| (bound(q.start_year), bound(q.end_year)));
+        self.0.counts(years, q.level, wanted)
     }
 }
 
@@ -157,6 +116,11 @@ mod tests {
         );
         f.add(&beijing, &tianjin, Some(2017), -3);
         assert_eq!(f.flows(&query(Level::City, "", 2017, 2017)), []);
-        assert!(!f.by_year.contains_key(&2017));
+        assert_eq!(f, {
+            let mut only = Flows::default();
+            only.add(&beijing, &baoding, Some(2016), 2);
+            only.add(&tianjin, &baoding, None, 1);
+            only
+        });
     }
 }

@@ -1,77 +1,39 @@
 //! Where the branches of a bucket's companies are.
 
-use std::collections::{BTreeMap, HashMap};
-
 use crate::Ymd;
 use crate::dates::Window;
+use crate::leveled::Leveled;
 use crate::model::{Level, Region};
-use crate::ranked::{Ranked, sorted};
 
-/// Branch counts by the branch's region and founding date. Without a
-/// window the answer is a ranking kept at both levels, read in order;
-/// with one, the dates in the window are read and ranked.
+/// Branch counts by the branch's city and founding date ([`Leveled`]):
+/// without a window the answer is a ranking kept at both levels, read in
+/// order; with one, the dates in the window are read and ranked.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Footprint {
-    cities: Ranked<Region>,
-    provinces: Ranked<Region>,
-    /// The branches of known founding date, by date and city.
-    dated: BTreeMap<Ymd, HashMap<Region, i64>>,
-}
+pub struct Footprint(Leveled<Region, Ymd>);
 
 impl Footprint {
     /// Adds `n` branches (negative to subtract) in city `region`, founded
     /// on `founded`.
     pub fn add(&mut self, region: &Region, founded: Option<Ymd>, n: i64) {
-        self.cities.add(region, n);
-        self.provinces.add(&region.province_level(), n);
-        if let Some(d) = founded {
-            let by_region = self.dated.entry(d).or_default();
-            let count = by_region.entry(region.clone()).or_default();
-            *count += n;
-            if *count == 0 {
-                by_region.remove(region);
-                if by_region.is_empty() {
-                    self.dated.remove(&d);
-                }
-            }
-        }
+        self.0.add(region, founded, n);
     }
 
     /// Adds every count of `other`.
     pub fn merge(&mut self, other: &Self) {
-        self.cities.merge(&other.cities);
-        self.provinces.merge(&other.provinces);
-        for (d, by_region) in &other.dated {
-            let into = self.dated.entry(*d).or_default();
-            for (region, n) in by_region {
-                *into.entry(region.clone()).or_default() += n;
-            }
-        }
+        self.0.merge(&other.0);
     }
 
     /// Whether there is no branch.
     #[cfg(test)]
     pub fn is_empty(&self) -> bool {
-        self.cities.is_empty()
+        self.0.is_empty()
     }
 
     /// Branch counts by region at `level`, of the branches `window`
     /// admits: the largest first, ties by region.
     pub fn regions(&self, window: &Window, level: Level) -> Vec<(Region, i64)> {
-        if !window.is_set() {
-            let ranked = match level {
-                Level::Province => &self.provinces,
-                Level::City => &self.cities,
-            };
-            return ranked.iter().map(|(r, n)| (r.clone(), n)).collect();
-        }
-        let mut groups: HashMap<Region, i64> = HashMap::new();
-        for by_region in self.dated.range(window.dates()).map(|(_, v)| v) {
-            for (region, n) in by_region {
-                *groups.entry(region.at(level)).or_default() += n;
-            }
-        }
-        sorted(groups)
+        let dates = window.is_set().then(|| window.dates());
+        self.0.counts(dates, level, |_| true)
     }
 }
 

@@ -31,6 +31,7 @@ mod dates;
 mod error;
 mod flows;
 mod footprint;
+mod leveled;
 mod model;
 mod query;
 mod ranked;
