@@ -203,25 +203,3 @@ pub async fn creates(
     }
     Ok(r.throughput())
 }
-
-/// Deletes everything under `prefix` and compacts etcd's history, so the
-/// next run starts from an empty prefix and the space is reused.
-pub async fn clear(client: &Client, prefix: &str) -> Result<(), String> {
-    use zgc_etcd::pb::etcdserverpb::DeleteRangeRequest;
-    let start = prefix.as_bytes().to_vec();
-    let txn = TxnRequest {
-        compare: Vec::new(),
-        success: vec![RequestOp {
-            request: Some(Request::RequestDeleteRange(DeleteRangeRequest {
-                range_end: zgc_etcd::prefix_end(&start),
-                key: start,
-                ..Default::default()
-            })),
-        }],
-        failure: Vec::new(),
-    };
-    let response = client.txn(txn).await.map_err(|e| e.to_string())?;
-    let revision = response.header.map_or(0, |h| h.revision);
-    client.compact(revision).await.map_err(|e| e.to_string())?;
-    Ok(())
-}

@@ -989,28 +989,31 @@ async fn on_etcd(
     servers: &mut Servers,
     scenarios_out: &mut Vec<results::Scenario>,
 ) -> Result<results::EtcdFigures, SuiteError> {
-    let cluster = zgc_etcd::cluster::EtcdCluster::start(3).await?;
-    let endpoints = cluster.endpoints().join(",");
     let fail = |e: String| SuiteError::Failed(format!("etcd: {e}"));
-    let client = cluster.client().map_err(|e| fail(e.to_string()))?;
     let in_flight = usize::from(o.import_in_flight);
 
-    // Imports, taking turns; each starts from an empty prefix, and the
-    // registry of the last stays.
+    // Imports, taking turns, each into a cluster of its own that starts
+    // empty: emptying one cluster between runs would be a delete of every
+    // key in one transaction, and a compaction of all of it, which at
+    // scale takes etcd longer than any client waits. The registry's
+    // cluster of the last run stays for the rest.
     let (mut imports, mut raw_imports) = (vec![], vec![]);
-    let mut kept: Option<Server> = None;
+    let mut kept: Option<(zgc_etcd::cluster::EtcdCluster, Server)> = None;
     for run in 0..o.runs.max(1) {
-        etcd::clear(&client, etcd::PREFIX).await.map_err(fail)?;
-        let took = etcd::import(&client, o.companies, in_flight)
-            .await
-            .map_err(fail)?;
+        let took = {
+            let cluster = zgc_etcd::cluster::EtcdCluster::start(3).await?;
+            let client = cluster.client().map_err(|e| fail(e.to_string()))?;
+            etcd::import(&client, o.companies, in_flight)
+                .await
+                .map_err(fail)?
+        };
         raw_imports.push(took.as_secs_f64());
-        etcd::clear(&client, etcd::PREFIX).await.map_err(fail)?;
-        if let Some(old) = kept.take() {
-            drop(old);
-            etcd::clear(&client, "zgc/").await.map_err(fail)?;
+        if let Some((old_cluster, old_registry)) = kept.take() {
+            drop(old_registry);
+            drop(old_cluster);
         }
-        let registry = etcd_registry(&endpoints, "zgc/").await?;
+        let cluster = zgc_etcd::cluster::EtcdCluster::start(3).await?;
+        let registry = etcd_registry(&cluster.endpoints().join(","), "zgc/").await?;
         let loaded = dataset::import(channel(registry.addr).await?, o.companies, in_flight).await?;
         imports.push(loaded.took.as_secs_f64());
         eprintln!(
@@ -1018,11 +1021,12 @@ async fn on_etcd(
             loaded.took.as_secs_f64(),
             took.as_secs_f64()
         );
-        kept = Some(registry);
+        kept = Some((cluster, registry));
     }
-    let Some(registry) = kept else {
+    let Some((cluster, registry)) = kept else {
         return Err(SuiteError::Failed("no etcd import ran".into()));
     };
+    let endpoints = cluster.endpoints().join(",");
     let stats = Server::spawn(&procs::sibling("zgc-stats"), &stats_args(registry.addr)).await?;
     wait_serving(stats.addr).await?;
     let mut on = (registry, stats, Vec::new(), Vec::new());
