@@ -25,6 +25,7 @@ mod barrier;
 mod compactor;
 mod keys;
 mod mirror;
+mod scratch;
 mod txn;
 
 use std::sync::{Arc, Mutex};
@@ -72,7 +73,7 @@ pub(crate) struct Backend {
     /// The quorum read consistent reads share.
     barrier: barrier::Barrier,
     retry_for: Duration,
-    _scratch: tempfile::TempDir,
+    _scratch: scratch::Scratch,
 }
 
 impl Drop for Backend {
@@ -178,10 +179,7 @@ pub(crate) async fn open(config: EtcdConfig) -> Result<Store, StoreError> {
     let store_id = format!("etcd-{cluster:016x}-{}", config.prefix);
     let secret = secret(&client, &keys).await?;
 
-    std::fs::create_dir_all(&config.local.path)?;
-    let scratch = tempfile::Builder::new()
-        .prefix("zgc-replica-")
-        .tempdir_in(&config.local.path)?;
+    let scratch = scratch::Scratch::create(&config.local.path)?;
     let mut local = config.local.clone();
     local.path = scratch.path().join("replica");
     local.durability = Durability::None;
