@@ -15,7 +15,8 @@ use zgc_proto::registry::v1::registry_service_client::RegistryServiceClient;
 use zgc_proto::registry::v1::*;
 use zgc_proto::stats::v1::{GetSummaryRequest, Scope, scope};
 use zgc_tests::fixtures::revision_header;
-use zgc_tests::{Backend, Stats, company, park, request_id};
+use zgc_tests::proxy::Proxy;
+use zgc_tests::{Backend, Registry, Stats, company, park, request_id};
 
 type Client = RegistryServiceClient<Channel>;
 
@@ -571,4 +572,191 @@ async fn a_replica_replays_history_larger_than_a_default_grpc_message() {
         .unwrap()
         .into_inner();
     assert_eq!(read.name, last);
+}
+
+/// A replica cut off from etcd while the other writes past the retention
+/// finds, once back, that etcd has compacted away the revisions it
+/// needs. It loads etcd's state again instead of stopping: it serves what
+/// the other replica serves, and its change log starts after the load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_left_behind_the_retention_loads_again() {
+    let backend = Backend::etcd().await;
+    let cluster = backend.cluster().unwrap();
+    // Retention 10: the setup's writes stay in etcd's history; the
+    // fifteen made while the second replica is cut off do not.
+    let one = backend.start(|c| c.retention = 10).await;
+    let mut proxies = Vec::new();
+    for endpoint in cluster.endpoints() {
+        let member = endpoint.trim_start_matches("http://").parse().unwrap();
+        proxies.push(Proxy::start(member).await);
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let through_proxies: Vec<String> = proxies.iter().map(Proxy::endpoint).collect();
+    let two = Registry::start_in(scratch.path(), |c| {
+        c.etcd.endpoints = through_proxies;
+        c.retention = 1000;
+    })
+    .await;
+    let (mut a, mut b) = (one.client().await, two.client().await);
+
+    a.create_park(CreateParkRequest {
+        park_id: "zgc".into(),
+        park: Some(park("Zhongguancun", "Beijing", "Beijing")),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for (id, request) in [
+        ("kept", String::new()),
+        ("changed", String::new()),
+        ("gone", request_id()),
+    ] {
+        let mut new = company(id, "", "");
+        new.location = None;
+        new.park = "parks/zgc".into();
+        a.create_company(CreateCompanyRequest {
+            company: Some(new),
+            company_id: id.into(),
+            request_id: request,
+        })
+        .await
+        .unwrap();
+    }
+    // The second replica has it all; then it hears nothing more.
+    let seen = b
+        .get_company(GetCompanyRequest {
+            name: "companies/gone".into(),
+        })
+        .await
+        .unwrap();
+    let left_at = revision_header(seen.metadata()).unwrap();
+    for proxy in &proxies {
+        proxy.stall();
+    }
+
+    let changed = a
+        .get_company(GetCompanyRequest {
+            name: "companies/changed".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut update = changed.clone();
+    update.employees = 77;
+    a.update_company(UpdateCompanyRequest {
+        company: Some(update),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["employees".into()],
+        }),
+    })
+    .await
+    .unwrap();
+    a.delete_company(DeleteCompanyRequest {
+        name: "companies/gone".into(),
+        etag: String::new(),
+    })
+    .await
+    .unwrap();
+    a.create_park(CreateParkRequest {
+        park_id: "tianjin".into(),
+        park: Some(park("Binhai", "Tianjin", "Tianjin")),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for i in 0..12 {
+        a.create_company(CreateCompanyRequest {
+            company: Some(company(&format!("N{i}"), "Tianjin", "Tianjin")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+
+    // The first replica compacts etcd past where the second stopped.
+    let etcd = cluster.client().unwrap();
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let mut watch = etcd.watch(WatchOptions {
+                key: b"zgc/".to_vec(),
+                range_end: zgc_etcd::prefix_end(b"zgc/"),
+                start_revision: i64::try_from(left_at + 1).unwrap(),
+                prev_kv: false,
+            });
+            if let Err(EtcdError::Compacted { .. }) = watch.next().await {
+                return;
+            }
+            // Polling a condition: the compactor runs as revisions come.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("etcd's history was never compacted");
+
+    // The second replica's connections close; new ones go through.
+    for proxy in &proxies {
+        proxy.unstall();
+        proxy.cut();
+        proxy.restore();
+    }
+    let everything = ListCompaniesRequest {
+        page_size: 1000,
+        ..Default::default()
+    };
+    let expected = a
+        .list_companies(everything.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .companies;
+    assert_eq!(expected.len(), 14);
+    let served = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match b.list_companies(everything.clone()).await {
+                Ok(page) => return page.into_inner().companies,
+                // Not serving while it loads, or not yet reconnected.
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(status) => panic!("the replica left behind failed: {status:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the replica left behind never served again");
+    assert_eq!(served, expected, "the replica serves etcd's state");
+    let parks = b
+        .list_parks(ListParksRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .parks;
+    assert_eq!(parks.len(), 2);
+
+    // Its change log starts after the load: a follower from where it was
+    // is told to load a snapshot.
+    let err = match b
+        .watch_changes(WatchChangesRequest {
+            start_revision: left_at + 1,
+        })
+        .await
+    {
+        Err(e) => e,
+        Ok(resp) => resp.into_inner().message().await.unwrap_err(),
+    };
+    assert_eq!(err.code(), tonic::Code::OutOfRange);
+
+    // And it follows etcd again: a write on the first is read on it.
+    a.create_company(CreateCompanyRequest {
+        company: Some(company("After", "Tianjin", "Tianjin")),
+        company_id: "after".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    b.get_company(GetCompanyRequest {
+        name: "companies/after".into(),
+    })
+    .await
+    .unwrap();
 }

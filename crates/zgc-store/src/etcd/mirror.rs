@@ -5,6 +5,11 @@
 //! writer's [`Work::Mirror`](crate::Work)). Every read the registry serves
 //! (by ID, listings, snapshots, the change log) is the local store's,
 //! unchanged.
+//!
+//! A replica that falls more than etcd's retained history behind (its
+//! watch finds the next revision it needs compacted away) loads again,
+//! over what it holds, and serves nothing until it has: its change log
+//! then starts after the new load, as a compaction's would.
 
 use std::sync::Weak;
 
@@ -21,8 +26,27 @@ use super::keys::{Entry, Keys};
 use crate::rules::{Change, etag_of};
 use crate::{Inner, Job, Mirrored, Msg, StoreError, StoreStatus, Work, codec};
 
-/// Keys read per range request while loading.
+/// Keys read per range request while loading, and local entries checked
+/// per range request when a load sweeps away what etcd no longer has.
 const LOAD_PAGE: i64 = 1000;
+
+/// What the replica keeps of each key it mirrors.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Park,
+    Company,
+    Request,
+}
+
+impl Kind {
+    fn key(self, keys: &Keys, id: &str) -> Vec<u8> {
+        match self {
+            Kind::Park => keys.park(id),
+            Kind::Company => keys.company(id),
+            Kind::Request => keys.request(id),
+        }
+    }
+}
 
 /// Where the mirror sends what it stores, and what it needs to follow.
 #[derive(Clone)]
@@ -85,9 +109,57 @@ impl Sink {
 
     fn fail(&self, why: String) {
         tracing::error!("{why}");
+        self.set_status(StoreStatus::Recovering(why));
+    }
+
+    fn set_status(&self, status: StoreStatus) {
         if let Some(inner) = self.inner.upgrade() {
-            inner.status.send_replace(StoreStatus::Recovering(why));
+            inner.status.send_replace(status);
         }
+    }
+
+    /// The local store's revision.
+    fn revision(&self) -> Result<u64, StoreError> {
+        let inner = self.inner.upgrade().ok_or(StoreError::Closed)?;
+        Ok(inner
+            .durable_revision
+            .load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// Up to `max` IDs of `kind` the local store holds, in order, after
+    /// `after`.
+    fn local_ids(&self, kind: Kind, after: &str, max: usize) -> Result<Vec<String>, StoreError> {
+        let inner = self.inner.upgrade().ok_or(StoreError::Closed)?;
+        let generation = inner
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("the replica's store is reopening".into()))?;
+        let trees = &generation.trees;
+        let (tree, tag): (&sled::Tree, &[u8]) = match kind {
+            Kind::Park => (&trees.parks, b""),
+            Kind::Company => (&trees.companies, b""),
+            Kind::Request => (&trees.requests, b"q"),
+        };
+        let mut from = tag.to_vec();
+        from.extend_from_slice(after.as_bytes());
+        // Strictly after `after`: the least key above it.
+        from.push(0);
+        let mut ids = Vec::with_capacity(max);
+        for key in tree.range(from..).keys() {
+            let key = key?;
+            let Some(id) = key.strip_prefix(tag) else {
+                break;
+            };
+            let id = std::str::from_utf8(id)
+                .map_err(|_| StoreError::Corrupt("a local key that is not UTF-8".into()))?;
+            ids.push(id.to_string());
+            if ids.len() >= max {
+                break;
+            }
+        }
+        Ok(ids)
     }
 
     async fn store(&self, mirrored: Mirrored) -> Result<(), StoreError> {
@@ -249,23 +321,37 @@ fn load_revision(oldest: i64, current: i64, retention: u64) -> i64 {
     oldest.max(current.saturating_sub(headroom)).min(current)
 }
 
-/// Loads everything under the prefix as of [`load_revision`] into the
-/// local store; that revision.
+/// Makes the local store hold what etcd holds under the prefix as of
+/// [`load_revision`], over whatever it held; that revision.
+///
+/// The state is staged at the store's own revision, page by page, without
+/// change-log events, then whatever the store holds that etcd does not is
+/// removed; only the last commit moves the store to the loaded revision,
+/// with its change log starting after it. So no reader of the log sees a
+/// revision it cannot read whole: one that followed the store before
+/// finds its next revision compacted away, and loads a snapshot.
 pub(crate) async fn load(
     client: &Client,
     keys: &Keys,
     sink: &Sink,
     retention: u64,
 ) -> Result<u64, StoreError> {
-    let start = keys.entities();
-    let end = prefix_end(&start);
-    let mut from = start;
     let current = current(client, keys).await?;
     let at = load_revision(
         oldest_kept(client, keys, current).await?,
         current,
         retention,
     );
+    let revision = revision_of(at);
+    let staged = sink.revision()?;
+    if revision < staged {
+        return Err(StoreError::Corrupt(format!(
+            "etcd's revision {revision} is behind the replica's {staged}"
+        )));
+    }
+    let start = keys.entities();
+    let end = prefix_end(&start);
+    let mut from = start;
     loop {
         let page = client
             .range(RangeRequest {
@@ -277,26 +363,91 @@ pub(crate) async fn load(
             })
             .await
             .map_err(unavailable)?;
-        let revision = revision_of(at);
-        let mut mirrored = empty(revision, false);
+        let mut mirrored = empty(staged, false);
         for kv in &page.kvs {
             take(keys, &mut mirrored, kv, false)?;
         }
-        let last = page.kvs.last().map(|kv| kv.key.clone());
-        let done = !page.more || last.is_none();
-        if done {
-            // The change log starts after the state loaded; etcd's first
-            // revision holds no change, so from it the log misses nothing.
-            mirrored.compact_to = Some(if revision == 1 { 0 } else { revision });
-        }
         sink.store(mirrored).await?;
-        if done {
-            return Ok(revision);
+        match page.kvs.last() {
+            Some(kv) if page.more => {
+                from = kv.key.clone();
+                from.push(0);
+            }
+            _ => break,
         }
-        if let Some(mut key) = last {
-            key.push(0);
-            from = key;
+    }
+    for kind in [Kind::Company, Kind::Park, Kind::Request] {
+        sweep(client, keys, sink, kind, at, staged).await?;
+    }
+    // The change log starts after the state loaded; etcd's first
+    // revision holds no change, so from it the log misses nothing.
+    let mut last = empty(revision, false);
+    last.compact_to = Some(if revision == 1 { 0 } else { revision });
+    sink.store(last).await?;
+    Ok(revision)
+}
+
+/// Removes from the local store the entries of `kind` etcd does not have
+/// at revision `at`, staged at revision `staged`. Run after a load has
+/// stored everything etcd has, so each chunk of local IDs is a superset
+/// of etcd's keys in its span, and one bounded range read tells which of
+/// them etcd lacks.
+async fn sweep(
+    client: &Client,
+    keys: &Keys,
+    sink: &Sink,
+    kind: Kind,
+    at: i64,
+    staged: u64,
+) -> Result<(), StoreError> {
+    let chunk = usize::try_from(LOAD_PAGE).unwrap_or(1000);
+    let mut after = String::new();
+    loop {
+        let ids = sink.local_ids(kind, &after, chunk)?;
+        let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
+            return Ok(());
+        };
+        let mut range_end = kind.key(keys, last);
+        range_end.push(0);
+        let held = client
+            .range(RangeRequest {
+                key: kind.key(keys, first),
+                range_end,
+                revision: at,
+                keys_only: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        let held: std::collections::HashSet<Vec<u8>> =
+            held.kvs.into_iter().map(|kv| kv.key).collect();
+        let mut mirrored = empty(staged, false);
+        for id in &ids {
+            if held.contains(&kind.key(keys, id)) {
+                continue;
+            }
+            let id = id.clone();
+            match kind {
+                Kind::Park => mirrored.changes.push(Change::Park {
+                    id,
+                    before: None,
+                    after: None,
+                }),
+                Kind::Company => mirrored.changes.push(Change::Company {
+                    id,
+                    before: None,
+                    after: None,
+                }),
+                Kind::Request => mirrored.forgotten.push(id),
+            }
         }
+        if !mirrored.changes.is_empty() || !mirrored.forgotten.is_empty() {
+            sink.store(mirrored).await?;
+        }
+        if ids.len() < chunk {
+            return Ok(());
+        }
+        after = last.clone();
     }
 }
 
@@ -330,8 +481,67 @@ async fn store_events(
     Ok(())
 }
 
-/// Follows etcd from `after + 1` until the store closes.
-pub(crate) async fn follow(client: Client, keys: Keys, sink: Sink, after: u64) {
+/// Follows etcd from `after + 1` until the store closes; when etcd has
+/// compacted away a revision the replica still needs, loads again (see
+/// the module's documentation) and follows from there.
+pub(crate) async fn follow(client: Client, keys: Keys, sink: Sink, after: u64, retention: u64) {
+    let mut after = after;
+    loop {
+        let compacted = match follow_from(&client, &keys, &sink, after).await {
+            Followed::Stopped => return,
+            Followed::Compacted { stored, to } => (stored, to),
+        };
+        sink.fail(format!(
+            "etcd compacted its history to revision {} while this replica was at {}: \
+             loading etcd's state again",
+            compacted.1, compacted.0
+        ));
+        match reload(&client, &keys, &sink, retention).await {
+            Some(revision) => after = revision,
+            None => return,
+        }
+    }
+}
+
+/// Loads etcd's state again, retrying until it is done; the revision
+/// loaded, or `None` once the store has closed.
+async fn reload(client: &Client, keys: &Keys, sink: &Sink, retention: u64) -> Option<u64> {
+    let mut pause = RELOAD_PAUSE;
+    loop {
+        match load(client, keys, sink, retention).await {
+            Ok(revision) => {
+                tracing::info!(revision, "the replica loaded etcd's state again; serving");
+                sink.set_status(StoreStatus::Ready);
+                return Some(revision);
+            }
+            Err(StoreError::Closed) => return None,
+            Err(e) => {
+                sink.fail(format!(
+                    "loading etcd's state again failed ({e}); trying again in {pause:?}"
+                ));
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RELOAD_PAUSE_MAX);
+            }
+        }
+    }
+}
+
+/// The first pause between failed reloads, and the longest.
+const RELOAD_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+const RELOAD_PAUSE_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How following etcd ended.
+enum Followed {
+    /// The store closed, or storing failed (the store's status says so).
+    Stopped,
+    /// etcd no longer has the revision after `stored`: it compacted its
+    /// history to `to`.
+    Compacted { stored: u64, to: i64 },
+}
+
+/// Follows etcd from `after + 1` until the store closes or etcd has
+/// compacted away the next revision the replica needs.
+async fn follow_from(client: &Client, keys: &Keys, sink: &Sink, after: u64) -> Followed {
     let prefix = keys.entities();
     let mut watch = client.watch(WatchOptions {
         range_end: prefix_end(&prefix),
@@ -351,7 +561,7 @@ pub(crate) async fn follow(client: Client, keys: Keys, sink: Sink, after: u64) {
                     if !matches!(e, StoreError::Closed) {
                         sink.fail(format!("storing etcd's changes in the replica failed: {e}"));
                     }
-                    return;
+                    return Followed::Stopped;
                 }
                 continue;
             }
@@ -361,18 +571,25 @@ pub(crate) async fn follow(client: Client, keys: Keys, sink: Sink, after: u64) {
             Ok(batch) if batch.events.is_empty() => Ok(stored),
             Ok(batch) => {
                 let revision = revision_of(batch.revision);
-                store_events(&keys, &sink, &mut pending, batch.events)
+                store_events(keys, sink, &mut pending, batch.events)
                     .await
                     .map(|()| revision)
             }
             Err(EtcdError::Compacted {
                 compact_revision, ..
             }) => {
-                sink.fail(format!(
-                    "etcd compacted its history to revision {compact_revision} before this \
-                     replica read it (it had {stored}); restart the replica to load it again"
-                ));
-                return;
+                // What was sent is stored before the load goes over it.
+                return match pending.confirm_all().await {
+                    Ok(()) => Followed::Compacted {
+                        stored,
+                        to: compact_revision,
+                    },
+                    Err(StoreError::Closed) => Followed::Stopped,
+                    Err(e) => {
+                        sink.fail(format!("storing etcd's changes in the replica failed: {e}"));
+                        Followed::Stopped
+                    }
+                };
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the etcd watch is failing; trying again");
@@ -381,10 +598,10 @@ pub(crate) async fn follow(client: Client, keys: Keys, sink: Sink, after: u64) {
         };
         match result {
             Ok(revision) => stored = revision,
-            Err(StoreError::Closed) => return,
+            Err(StoreError::Closed) => return Followed::Stopped,
             Err(e) => {
                 sink.fail(format!("storing etcd's changes in the replica failed: {e}"));
-                return;
+                return Followed::Stopped;
             }
         }
     }

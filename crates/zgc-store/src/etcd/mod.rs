@@ -196,7 +196,13 @@ pub(crate) async fn open(config: EtcdConfig) -> Result<Store, StoreError> {
         prefix = %config.prefix,
         "loaded the registry's state from etcd; following its history"
     );
-    let follower = tokio::spawn(mirror::follow(client.clone(), keys.clone(), sink, revision));
+    let follower = tokio::spawn(mirror::follow(
+        client.clone(),
+        keys.clone(),
+        sink,
+        revision,
+        config.local.retention.max(1),
+    ));
     let compactor = tokio::spawn(compactor::run(
         client.clone(),
         keys.clone(),
@@ -406,6 +412,11 @@ impl Backend {
         // Whether the replica has caught up with etcd since the call came.
         let mut synced = false;
         for attempt in 0..MAX_ATTEMPTS {
+            // A replica loading etcd's state again holds part of it: no
+            // write is decided on it (it serves nothing until loaded).
+            if let StoreStatus::Recovering(why) = &*local.inner.status.borrow() {
+                return Err(StoreError::Unavailable(why.clone()));
+            }
             // Decided on the replica as it is: the compares catch anything
             // newer in etcd, so writes in flight do not wait for each other
             // to reach the replica. A refusal, though, may come from a state
