@@ -151,6 +151,75 @@ async fn a_watch_moves_to_a_live_member_without_losing_or_repeating_an_event() {
     assert_eq!(keys, expected, "every key once, in the order written");
 }
 
+/// A watcher catching up on history gets up to a thousand revisions per
+/// response; here they come to 24 MB, past the members'
+/// `--max-request-bytes` (16 MiB), so etcd sends the response in
+/// fragments, cut wherever the size falls, mostly inside a revision. The
+/// watch still delivers whole revisions, every event once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_catching_up_on_large_history_delivers_whole_revisions() {
+    const REVISIONS: usize = 24;
+    const KEYS_PER_REVISION: usize = 1000;
+    let cluster = zgc_tests::etcd::cluster(3).await;
+    let client = cluster.client().unwrap();
+    let start = revision(&client).await + 1;
+    let value = vec![b'v'; 1000];
+    for r in 0..REVISIONS {
+        let success = (0..KEYS_PER_REVISION)
+            .map(|k| RequestOp {
+                request: Some(Request::RequestPut(PutRequest {
+                    key: format!("big/{r:02}/{k:04}").into_bytes(),
+                    value: value.clone(),
+                    ..Default::default()
+                })),
+            })
+            .collect();
+        client
+            .txn(TxnRequest {
+                compare: vec![],
+                success,
+                failure: vec![],
+            })
+            .await
+            .unwrap();
+    }
+
+    let mut watch = client.watch(WatchOptions {
+        key: b"big/".to_vec(),
+        range_end: prefix_end(b"big/"),
+        start_revision: start,
+        prev_kv: false,
+    });
+    let mut events_by_revision: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut last_revision = start - 1;
+    let mut batches = 0;
+    while events_by_revision.len() < REVISIONS
+        || events_by_revision.values().any(|n| *n < KEYS_PER_REVISION)
+    {
+        let batch = watch.next().await.unwrap();
+        batches += 1;
+        let first = batch.events.first().and_then(|e| e.kv.as_ref()).unwrap();
+        assert!(
+            first.mod_revision > last_revision,
+            "revision {} was split between batches, or repeated",
+            first.mod_revision
+        );
+        for event in &batch.events {
+            let revision = event.kv.as_ref().unwrap().mod_revision;
+            assert!(revision >= last_revision, "out of order");
+            last_revision = revision;
+            *events_by_revision.entry(revision).or_default() += 1;
+        }
+        assert_eq!(batch.revision, last_revision);
+    }
+    assert!(batches > 1, "the history came in more than one message");
+    assert_eq!(events_by_revision.len(), REVISIONS);
+    assert!(
+        events_by_revision.values().all(|n| *n == KEYS_PER_REVISION),
+        "every revision whole: {events_by_revision:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_from_a_compacted_revision_is_told_how_far_history_goes() {
     let cluster = zgc_tests::etcd::cluster(3).await;

@@ -1,9 +1,18 @@
 //! A watch that outlives the member it is on. When its stream breaks, it
 //! opens again on the next member from the first revision it has not
 //! delivered, so its caller sees every revision once, in order, across
-//! member failures. etcd never splits one revision's events between
-//! responses (without `fragment`), so resuming after the last delivered
-//! revision repeats and loses nothing.
+//! member failures.
+//!
+//! The watch asks etcd to fragment its responses: a watcher catching up
+//! on history gets up to a thousand revisions per response, which for
+//! revisions of a thousand companies each is hundreds of megabytes, past
+//! what a client should take in one message. Fragmented, no message is
+//! larger than the member's `--max-request-bytes`. A fragment can end in
+//! the middle of a revision, so the events of its last revision are held
+//! back until the revision is whole: the caller only ever sees whole
+//! revisions, and resuming after the last one delivered repeats and loses
+//! nothing (what was held back is dropped with the stream, and read
+//! again).
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -56,6 +65,9 @@ pub struct Watch {
     /// The member it is on, or will try next.
     member: usize,
     open: Option<Open>,
+    /// Events of a revision a fragment ended in the middle of, held back
+    /// until the rest of it arrives: at most one revision's.
+    partial: Vec<Event>,
 }
 
 struct Open {
@@ -73,6 +85,7 @@ impl Client {
             member: self.preferred(),
             options,
             open: None,
+            partial: Vec::new(),
         }
     }
 }
@@ -133,6 +146,8 @@ impl Watch {
     async fn open(&mut self) -> Result<Open, String> {
         let members = self.client.members();
         let member = &members[self.member % members.len()];
+        // From `next_revision`: what was held back is sent again.
+        self.partial.clear();
         let (requests, receiver) = mpsc::channel(4);
         let create = WatchRequest {
             request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
@@ -140,6 +155,7 @@ impl Watch {
                 range_end: self.options.range_end.clone(),
                 start_revision: self.next_revision,
                 prev_kv: self.options.prev_kv,
+                fragment: true,
                 ..Default::default()
             })),
         };
@@ -191,11 +207,23 @@ impl Watch {
                 Failure::Token | Failure::Final => Err(EtcdError::Refused(status)),
             };
         }
-        if let Some(last) = response.events.last() {
-            let last = last.kv.as_ref().map_or(revision, |kv| kv.mod_revision);
+        if !response.events.is_empty() {
+            let mut events = std::mem::take(&mut self.partial);
+            events.extend(response.events);
+            if response.fragment {
+                // More of this response follows: its last revision may not
+                // be whole yet.
+                let last = revision_of(events.last(), revision);
+                let whole = events.partition_point(|e| revision_of(Some(e), revision) < last);
+                self.partial = events.split_off(whole);
+            }
+            let Some(last) = events.last() else {
+                return Ok(None);
+            };
+            let last = revision_of(Some(last), revision);
             self.next_revision = last + 1;
             return Ok(Some(WatchBatch {
-                events: response.events,
+                events,
                 revision: last,
             }));
         }
@@ -212,4 +240,11 @@ impl Watch {
             revision,
         }))
     }
+}
+
+/// The revision `event` was made at (`otherwise` without one).
+fn revision_of(event: Option<&Event>, otherwise: i64) -> i64 {
+    event
+        .and_then(|e| e.kv.as_ref())
+        .map_or(otherwise, |kv| kv.mod_revision)
 }
