@@ -1,33 +1,51 @@
 //! The quorum read behind every consistent read, shared: a caller needs a
 //! read of the newest write's revision that *started after it arrived*
-//! (anything older might miss a write it must see). Callers that arrive
-//! while such a read is in flight wait for the next one, which a single
-//! caller sends for all of them, so concurrent reads cost etcd one quorum
-//! read per round trip instead of one each, as writes share a commit.
+//! (anything older might miss a write it must see).
+//!
+//! A caller that finds such a read already started waits for it. One
+//! that does not starts one, if fewer than [`IN_FLIGHT`] are in flight,
+//! and otherwise waits for one to finish and tries again. So concurrent
+//! reads cost etcd a few quorum reads per round trip instead of one each,
+//! as writes share a commit, and a caller arriving while a read is in
+//! flight need not wait for that read to end before its own begins.
+//!
+//! Reads run as tasks of their own: a caller that goes away (its client
+//! hung up) does not take with it a read that others wait for.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
+
+/// Quorum reads in flight at once, at most.
+const IN_FLIGHT: usize = 2;
 
 /// The outcome of one shared read: its number, and the revision it gave or
 /// why it failed.
 type Outcome = (u64, Result<u64, String>);
 
 pub(crate) struct Barrier {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     /// The number of the last read started.
     started: AtomicU64,
-    /// Held by the caller sending a read.
-    sending: Mutex<()>,
+    /// Reads started and not finished.
+    in_flight: AtomicUsize,
+    /// The highest-numbered read finished; every finish notifies.
     done: watch::Sender<Outcome>,
 }
 
 impl Barrier {
     pub(crate) fn new() -> Self {
         Self {
-            started: AtomicU64::new(0),
-            sending: Mutex::new(()),
-            done: watch::channel((0, Ok(0))).0,
+            shared: Arc::new(Shared {
+                started: AtomicU64::new(0),
+                in_flight: AtomicUsize::new(0),
+                done: watch::channel((0, Ok(0))).0,
+            }),
         }
     }
 
@@ -35,12 +53,14 @@ impl Barrier {
     /// with the calls waiting alongside.
     pub(crate) async fn read<F, Fut>(&self, read: F) -> Result<u64, String>
     where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<u64, String>>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<u64, String>> + Send + 'static,
     {
+        let shared = &self.shared;
         // Any read numbered above the last one started now began after us.
-        let needed = self.started.load(Ordering::Acquire) + 1;
-        let mut done = self.done.subscribe();
+        let needed = shared.started.load(Ordering::Acquire) + 1;
+        let mut done = shared.done.subscribe();
+        let mut read = Some(read);
         loop {
             {
                 let (number, outcome) = &*done.borrow_and_update();
@@ -48,120 +68,159 @@ impl Barrier {
                     return outcome.clone();
                 }
             }
-            match self.sending.try_lock() {
-                Ok(sending) => {
-                    let number = self.started.fetch_add(1, Ordering::AcqRel) + 1;
-                    let outcome = read().await;
-                    // Free to send the next read before the waiters wake.
-                    drop(sending);
-                    let _previous = self.done.send_replace((number, outcome.clone()));
-                    return outcome;
-                }
-                // A read is in flight: wait for it, then for ours.
-                Err(_) => {
-                    if done.changed().await.is_err() {
-                        return Err("the store is closing".into());
-                    }
-                }
+            let none_started_since = shared.started.load(Ordering::Acquire) < needed;
+            if none_started_since && let Some(start) = read.take_if(|_| shared.take_slot()) {
+                let number = shared.started.fetch_add(1, Ordering::AcqRel) + 1;
+                let shared = shared.clone();
+                let reading = start();
+                tokio::spawn(async move {
+                    let outcome = reading.await;
+                    shared.done.send_modify(|done| {
+                        if number > done.0 {
+                            *done = (number, outcome);
+                        }
+                    });
+                    // Notifies again, for the callers waiting for a slot.
+                    shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+                    shared.done.send_modify(|_| {});
+                });
+            }
+            // A read started after us is in flight, or every slot is taken:
+            // wait for a read to finish.
+            if done.changed().await.is_err() {
+                return Err("the store is closing".into());
             }
         }
     }
 }
 
+impl Shared {
+    /// Takes one of the [`IN_FLIGHT`] slots, if one is free.
+    fn take_slot(&self) -> bool {
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < IN_FLIGHT).then_some(n + 1)
+            })
+            .is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
 
     use super::*;
 
-    #[tokio::test]
-    async fn a_read_in_flight_when_a_caller_arrives_is_not_its_read() {
-        let barrier = Arc::new(Barrier::new());
-        let reads = Arc::new(AtomicUsize::new(0));
-        let (release, released) = watch::channel(false);
-        // The first caller's read waits until released; the second caller
-        // arrives while it is in flight.
-        let first = {
-            let (barrier, reads, released) = (barrier.clone(), reads.clone(), released.clone());
-            tokio::spawn(async move {
-                barrier
-                    .read(|| {
-                        let (reads, mut released) = (reads.clone(), released.clone());
-                        async move {
-                            let n = reads.fetch_add(1, Ordering::SeqCst) as u64 + 1;
-                            let _ = released.wait_for(|r| *r).await;
-                            Ok(n)
-                        }
-                    })
-                    .await
+    /// A read that counts itself and then waits until `released`; it gives
+    /// its own count.
+    fn held_read(
+        reads: &Arc<AtomicUsize>,
+        released: &watch::Receiver<bool>,
+    ) -> impl FnOnce() -> std::pin::Pin<Box<dyn Future<Output = Result<u64, String>> + Send>>
+    + Send
+    + 'static {
+        let (reads, mut released) = (reads.clone(), released.clone());
+        move || {
+            let n = reads.fetch_add(1, Ordering::SeqCst) as u64 + 1;
+            Box::pin(async move {
+                let _ = released.wait_for(|r| *r).await;
+                Ok(n)
             })
-        };
-        while reads.load(Ordering::SeqCst) == 0 {
+        }
+    }
+
+    async fn until_reads(reads: &AtomicUsize, n: usize) {
+        while reads.load(Ordering::SeqCst) < n {
             tokio::task::yield_now().await;
         }
-        let second = {
-            let (barrier, reads) = (barrier.clone(), reads.clone());
-            tokio::spawn(async move {
-                barrier
-                    .read(|| {
-                        let reads = reads.clone();
-                        async move { Ok(reads.fetch_add(1, Ordering::SeqCst) as u64 + 1) }
-                    })
-                    .await
-            })
-        };
-        release.send_replace(true);
-        drop(released);
-        assert_eq!(first.await.unwrap(), Ok(1));
-        assert_eq!(
-            second.await.unwrap(),
-            Ok(2),
-            "the second caller got a read of its own"
-        );
-        assert_eq!(reads.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
-    async fn callers_waiting_together_share_one_read() {
+    async fn a_caller_arriving_during_a_read_starts_its_own_at_once() {
         let barrier = Arc::new(Barrier::new());
         let reads = Arc::new(AtomicUsize::new(0));
         let (release, released) = watch::channel(false);
-        let read = {
-            let (reads, released) = (reads.clone(), released.clone());
-            move || {
-                let (reads, mut released) = (reads.clone(), released.clone());
-                async move {
-                    let n = reads.fetch_add(1, Ordering::SeqCst) as u64 + 1;
-                    let _ = released.wait_for(|r| *r).await;
-                    Ok(n)
-                }
-            }
-        };
-        // One read in flight; then eight callers arrive and wait for the
-        // next, which one of them sends for all.
         let first = tokio::spawn({
-            let (barrier, read) = (barrier.clone(), read.clone());
+            let (barrier, read) = (barrier.clone(), held_read(&reads, &released));
             async move { barrier.read(read).await }
         });
-        while reads.load(Ordering::SeqCst) == 0 {
-            tokio::task::yield_now().await;
-        }
-        let waiting: Vec<_> = (0..8)
+        until_reads(&reads, 1).await;
+        let second = tokio::spawn({
+            let (barrier, read) = (barrier.clone(), held_read(&reads, &released));
+            async move { barrier.read(read).await }
+        });
+        // The second read starts while the first is still in flight.
+        until_reads(&reads, 2).await;
+        release.send_replace(true);
+        // Either read may finish first; a caller gets the newest finished.
+        assert!(matches!(first.await.unwrap(), Ok(1 | 2)));
+        assert_eq!(
+            second.await.unwrap(),
+            Ok(2),
+            "the second caller got a read that started after it came"
+        );
+    }
+
+    #[tokio::test]
+    async fn callers_arriving_after_a_read_started_share_it() {
+        let barrier = Arc::new(Barrier::new());
+        let reads = Arc::new(AtomicUsize::new(0));
+        let (release, released) = watch::channel(false);
+        let first = tokio::spawn({
+            let (barrier, read) = (barrier.clone(), held_read(&reads, &released));
+            async move { barrier.read(read).await }
+        });
+        until_reads(&reads, 1).await;
+        // The first of these starts read 2; the others came before it
+        // started, so it is theirs too.
+        let second = tokio::spawn({
+            let (barrier, read) = (barrier.clone(), held_read(&reads, &released));
+            async move { barrier.read(read).await }
+        });
+        until_reads(&reads, 2).await;
+        let later: Vec<_> = (0..8)
             .map(|_| {
-                let (barrier, read) = (barrier.clone(), read.clone());
+                let (barrier, read) = (barrier.clone(), held_read(&reads, &released));
                 tokio::spawn(async move { barrier.read(read).await })
             })
             .collect();
         for _ in 0..64 {
             tokio::task::yield_now().await;
         }
+        // Two in flight: the eight wait, and start one read for all.
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
         release.send_replace(true);
-        assert_eq!(first.await.unwrap(), Ok(1));
-        for w in waiting {
-            assert_eq!(w.await.unwrap(), Ok(2));
+        assert!(matches!(first.await.unwrap(), Ok(1..=3)));
+        assert!(matches!(second.await.unwrap(), Ok(2 | 3)));
+        for caller in later {
+            assert_eq!(caller.await.unwrap(), Ok(3));
         }
-        assert_eq!(reads.load(Ordering::SeqCst), 2, "eight callers, one read");
-        drop(released);
+        assert_eq!(reads.load(Ordering::SeqCst), 3, "ten callers, three reads");
+    }
+
+    #[tokio::test]
+    async fn a_read_outlives_the_caller_that_started_it() {
+        let barrier = Arc::new(Barrier::new());
+        let reads = Arc::new(AtomicUsize::new(0));
+        let (release, released) = watch::channel(false);
+        let gone = tokio::spawn({
+            let (barrier, read) = (barrier.clone(), held_read(&reads, &released));
+            async move { barrier.read(read).await }
+        });
+        until_reads(&reads, 1).await;
+        // A caller that came after the read started, so it needs the next.
+        let staying = tokio::spawn({
+            let (barrier, read) = (barrier.clone(), held_read(&reads, &released));
+            async move { barrier.read(read).await }
+        });
+        until_reads(&reads, 2).await;
+        // The first caller hangs up; its read still finishes and frees its
+        // slot, and the second still gets its own read.
+        gone.abort();
+        release.send_replace(true);
+        assert_eq!(staying.await.unwrap(), Ok(2));
+        // A caller after both finds a free slot.
+        let after = barrier.read(held_read(&reads, &released)).await;
+        assert_eq!(after, Ok(3));
     }
 }

@@ -276,6 +276,22 @@ fn outcome(changes: Vec<Change>, revision: u64) -> WriteOutcome {
     }
 }
 
+/// The revision of the newest write, from a quorum read of `last_write`,
+/// the key every write puts (0 before the first).
+async fn newest_write(client: &Client, last_write: Vec<u8>) -> Result<u64, EtcdError> {
+    let read = client
+        .range(RangeRequest {
+            key: last_write,
+            keys_only: true,
+            ..Default::default()
+        })
+        .await?;
+    Ok(read
+        .kvs
+        .first()
+        .map_or(0, |kv| u64::try_from(kv.mod_revision).unwrap_or(u64::MAX)))
+}
+
 impl Backend {
     /// Stops following etcd and compacting it.
     pub(crate) fn stop(&self) {
@@ -303,29 +319,20 @@ impl Backend {
     ///
     /// Concurrent calls share the quorum read (`barrier.rs`).
     pub(crate) async fn sync(&self, local: &Store) -> Result<u64, StoreError> {
+        let (client, key) = (self.client.clone(), self.keys.last_write());
         let newest = self
             .barrier
-            .read(|| async { self.newest_write().await.map_err(|e| e.to_string()) })
+            .read(
+                move || async move { newest_write(&client, key).await.map_err(|e| e.to_string()) },
+            )
             .await
             .map_err(|e| StoreError::Unavailable(format!("etcd: {e}")))?;
         self.wait_for(local, newest).await
     }
 
-    /// The revision of the newest write, from a quorum read of the key
-    /// every write puts (0 before the first).
+    /// The revision of the newest write (see [`newest_write`]).
     async fn newest_write(&self) -> Result<u64, EtcdError> {
-        let read = self
-            .client
-            .range(RangeRequest {
-                key: self.keys.last_write(),
-                keys_only: true,
-                ..Default::default()
-            })
-            .await?;
-        Ok(read
-            .kvs
-            .first()
-            .map_or(0, |kv| u64::try_from(kv.mod_revision).unwrap_or(u64::MAX)))
+        newest_write(&self.client, self.keys.last_write()).await
     }
 
     /// Waits, however long it takes, until the replica has replayed etcd's
