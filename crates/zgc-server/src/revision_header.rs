@@ -3,8 +3,10 @@
 //! Handlers that know the exact revision of their answer (a write) set the
 //! header themselves. For every other response this layer adds the revision
 //! current when the request arrived: a lower bound of what the answer
-//! reflects. Trailers-only error responses get it too, since tonic sends
-//! them as a header frame.
+//! reflects; or, when the handler first made sure its answer reflects a
+//! later one ([`reflects_at_least`], as a read on an etcd replica does once
+//! it has caught up with etcd), that one. Trailers-only error responses
+//! get it too, since tonic sends them as a header frame.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,6 +17,18 @@ use http::{HeaderValue, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 use zgc_proto::wire::REVISION_HEADER;
+
+tokio::task_local! {
+    /// The revision the call in progress is known to reflect at least.
+    static REFLECTS: std::cell::Cell<u64>;
+}
+
+/// Records, from inside a call, that its answer reflects at least
+/// `revision`: the header says so unless the handler sets its own. Does
+/// nothing outside a call.
+pub fn reflects_at_least(revision: u64) {
+    let _ = REFLECTS.try_with(|r| r.set(r.get().max(revision)));
+}
 
 /// Where the layer reads the current revision from.
 pub type RevisionSource = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -87,7 +101,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut response = std::task::ready!(this.future.poll(cx))?;
+        let future = this.future;
+        let (polled, reflects) = REFLECTS.sync_scope(std::cell::Cell::new(*this.revision), || {
+            (future.poll(cx), REFLECTS.with(std::cell::Cell::get))
+        });
+        *this.revision = reflects;
+        let mut response = std::task::ready!(polled)?;
         if !response.headers().contains_key(REVISION_HEADER) {
             response
                 .headers_mut()
@@ -117,4 +136,79 @@ fn header_value(revision: u64) -> HeaderValue {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A handler that, while it runs, may learn its answer reflects a
+    /// later revision, and may set the header itself.
+    #[derive(Clone)]
+    struct Handler {
+        reflects: Option<u64>,
+        own: Option<u64>,
+    }
+
+    impl Service<Request<()>> for Handler {
+        type Response = Response<()>;
+        type Error = std::convert::Infallible;
+        type Future = Pin<Box<dyn Future<Output = Result<Response<()>, Self::Error>> + Send>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<()>) -> Self::Future {
+            let this = self.clone();
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                if let Some(revision) = this.reflects {
+                    reflects_at_least(revision);
+                }
+                let mut response = Response::new(());
+                if let Some(own) = this.own {
+                    response
+                        .headers_mut()
+                        .insert(REVISION_HEADER, HeaderValue::from(own));
+                }
+                Ok(response)
+            })
+        }
+    }
+
+    async fn header(handler: Handler) -> String {
+        let mut service = RevisionLayer::new(Arc::new(|| 5)).layer(handler);
+        let response = service.call(Request::new(())).await.unwrap();
+        response.headers()[REVISION_HEADER]
+            .to_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn the_header_is_the_arrival_revision_or_a_later_one_the_call_knows() {
+        let plain = Handler {
+            reflects: None,
+            own: None,
+        };
+        assert_eq!(header(plain).await, "5");
+        let synced = Handler {
+            reflects: Some(9),
+            own: None,
+        };
+        assert_eq!(header(synced).await, "9", "the call caught up to 9");
+        let older = Handler {
+            reflects: Some(3),
+            own: None,
+        };
+        assert_eq!(header(older).await, "5", "never below the arrival");
+        let write = Handler {
+            reflects: Some(9),
+            own: Some(12),
+        };
+        assert_eq!(header(write).await, "12", "a handler's own header stays");
+        // Outside a call, recording does nothing.
+        reflects_at_least(100);
+    }
 }

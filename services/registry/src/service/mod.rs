@@ -90,7 +90,9 @@ impl Registry {
     /// (on etcd, a replica catches up with the cluster first: KEP-2340's
     /// consistent read; a sled store always does).
     pub(crate) async fn sync(&self) -> std::result::Result<u64, ApiError> {
-        self.store.sync().await.map_err(ApiError::from)
+        let revision = self.store.sync().await.map_err(ApiError::from)?;
+        zgc_server::revision_header::reflects_at_least(revision);
+        Ok(revision)
     }
 
     /// One page of a `List*` call: validates the request fields, then
