@@ -15,8 +15,10 @@
 //! not stored yet) is decided again once the replica has caught up; a
 //! refusal stands only once decided on a replica that has caught up with
 //! etcd since the call came. A write is
-//! acknowledged once etcd has committed it (durable on a quorum) and the
-//! replica has stored it, so the writer reads its own write. When etcd
+//! acknowledged once etcd has committed it (durable on a quorum), as the
+//! Kubernetes API server does, without waiting for the replica to store
+//! it: every read first waits until the replica has etcd's newest write,
+//! so the writer reads its own write on any replica. When etcd
 //! cannot say whether a transaction applied (the member failed after it
 //! was sent), the replica reads to find out before answering or trying
 //! again: an idempotency record, or the entity the write made.
@@ -448,8 +450,11 @@ impl Backend {
             match self.client.txn(txn).await {
                 Ok(response) => {
                     let revision = revision_of(response.header.as_ref());
+                    // Committed is durable, on a quorum. The replica need
+                    // not have stored it yet: every read waits for etcd's
+                    // newest write first (`sync`), and a write decided on a
+                    // replica without it is refused only after a sync.
                     if response.succeeded {
-                        self.wait_for(local, revision).await?;
                         return Ok(outcome(changes, revision));
                     }
                     tracing::debug!(
