@@ -16,10 +16,14 @@ pub enum ProcError {
     /// Spawning failed.
     #[error("cannot start {0}: {1}")]
     Spawn(String, std::io::Error),
-    /// It exited or never said where it listens.
-    #[error("{0} did not start")]
-    NoStart(String),
+    /// It exited or never said where it listens: what it said last.
+    #[error("{0} did not start{1}")]
+    NoStart(String, String),
 }
+
+/// How long a server has to say where it listens (a registry replica on
+/// etcd loads the registry first).
+const START_WITHIN: u64 = 300;
 
 /// A binary built next to this one (`target/<profile>/`).
 pub fn sibling(name: &str) -> PathBuf {
@@ -63,12 +67,18 @@ impl Server {
         let stderr = child
             .stderr
             .take()
-            .ok_or_else(|| ProcError::NoStart(name.clone()))?;
+            .ok_or_else(|| ProcError::NoStart(name.clone(), String::new()))?;
         let wants_metrics = args.iter().any(|a| a == "--metrics-listen");
         let mut lines = BufReader::new(stderr).lines();
-        let (addr, metrics_addr) = tokio::time::timeout(Duration::from_secs(300), async {
+        // The last lines it logged, to say why when it does not start.
+        let mut last: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        let listening = tokio::time::timeout(Duration::from_secs(START_WITHIN), async {
             let (mut addr, mut metrics_addr) = (None, None);
             while let Ok(Some(line)) = lines.next_line().await {
+                if last.len() == 5 {
+                    last.pop_front();
+                }
+                last.push_back(line.clone());
                 let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
                     continue;
                 };
@@ -84,10 +94,24 @@ impl Server {
             }
             None
         })
-        .await
-        .ok()
-        .flatten()
-        .ok_or_else(|| ProcError::NoStart(name.clone()))?;
+        .await;
+        let (addr, metrics_addr) = match listening {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                let said = Vec::from(last).join("\n");
+                return Err(ProcError::NoStart(
+                    name,
+                    format!(": it exited; it said:\n{said}"),
+                ));
+            }
+            Err(_) => {
+                let said = Vec::from(last).join("\n");
+                return Err(ProcError::NoStart(
+                    name,
+                    format!(" within {START_WITHIN} s; it said last:\n{said}"),
+                ));
+            }
+        };
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self {
             child,
@@ -99,23 +123,7 @@ impl Server {
 
     /// CPU seconds (user + system) used so far.
     pub fn cpu_seconds(&self) -> f64 {
-        let Some(pid) = self.child.id() else {
-            return 0.0;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return 0.0;
-        };
-        // Fields after the command name (which ends with ')').
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are fields 14 and 15 (1-based), 12 and 13 here.
-        (ticks(11) + ticks(12)) / 100.0
+        self.child.id().map_or(0.0, cpu_seconds_of)
     }
 
     /// Peak resident memory in bytes (VmHWM).
@@ -147,4 +155,23 @@ pub fn dir_bytes(dir: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+/// CPU seconds (user + system) process `pid` has used so far; 0 when it
+/// cannot be read.
+pub fn cpu_seconds_of(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which ends with ')').
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 (1-based), 12 and 13 here.
+    (ticks(11) + ticks(12)) / 100.0
 }

@@ -682,7 +682,13 @@ The etcd phase of this run failed, so its figures are not                  measu
          |---|---|---|---|\n\
          | import of {} companies (companies/s) | {} ({:.1} s) | {} ({:.1} s) | {:.2}x |\n\
          | durable creates, {} in flight (writes/s) | {} | {:.0} | {} |\n\
-         | durable creates through {} registry replicas (writes/s) | {} | | {} against 1 replica |\n\n",
+         | durable creates through {} registry replicas (writes/s) | {} | | {} against 1 replica |\n\n\
+         CPU per company written, summed over the runs (the registry's, and the three \
+         members' together): on one machine, what the registry uses the members cannot.\n\n\
+         | | registry on etcd: registry + members | straight to etcd: members |\n\
+         |---|---|---|\n\
+         | import | {} | {} |\n\
+         | durable creates | {} | {} |\n\n",
         thousands(r.companies),
         rate(e.import_s.median),
         e.import_s.median,
@@ -710,7 +716,22 @@ The etcd phase of this run failed, so its figures are not                  measu
                 "{:.2}x",
                 many.throughput_per_s.median / one.throughput_per_s.median
             )),
+        cpu_use(&e.import_cpu, true),
+        cpu_use(&e.raw_import_cpu, false),
+        cpu_use(&e.create_cpu, true),
+        cpu_use(&e.raw_create_cpu, false),
     )
+}
+
+/// CPU per company written, as `registry + members` or `members`.
+fn cpu_use(cpu: &crate::results::CpuUse, with_registry: bool) -> String {
+    match cpu.per_write_us() {
+        None => "—".into(),
+        Some((registry, members)) if with_registry => {
+            format!("{registry:.0} µs + {members:.0} µs")
+        }
+        Some((_, members)) => format!("{members:.0} µs"),
+    }
 }
 
 /// `existing` with its generated part replaced by `generated`; the whole

@@ -75,6 +75,47 @@ pub struct EtcdFigures {
     pub raw_creates_per_s: Median,
     /// Registry replicas in the `etcd/create-replicas` scenario.
     pub replicas: usize,
+    /// CPU used by the registry's imports, summed over the runs.
+    #[serde(default)]
+    pub import_cpu: CpuUse,
+    /// CPU used by the imports straight to etcd.
+    #[serde(default)]
+    pub raw_import_cpu: CpuUse,
+    /// CPU used by the registry's creates.
+    #[serde(default)]
+    pub create_cpu: CpuUse,
+    /// CPU used by the creates straight to etcd.
+    #[serde(default)]
+    pub raw_create_cpu: CpuUse,
+}
+
+/// CPU seconds the registry and the etcd members used for some writes:
+/// on a machine they share, what one uses the other cannot.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CpuUse {
+    /// The registry's (0 for work sent straight to etcd).
+    pub registry_s: f64,
+    /// The three members' together.
+    pub members_s: f64,
+    /// The companies written.
+    pub writes: u64,
+}
+
+impl CpuUse {
+    /// Adds another run's use.
+    pub fn add(&mut self, registry_s: f64, members_s: f64, writes: u64) {
+        self.registry_s += registry_s;
+        self.members_s += members_s;
+        self.writes += writes;
+    }
+
+    /// Microseconds per company written: the registry's, the members'.
+    pub fn per_write_us(&self) -> Option<(f64, f64)> {
+        (self.writes > 0).then(|| {
+            let n = self.writes as f64;
+            (self.registry_s * 1e6 / n, self.members_s * 1e6 / n)
+        })
+    }
 }
 
 /// The machine.

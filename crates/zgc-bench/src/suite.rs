@@ -19,7 +19,7 @@ use crate::dataset::{self, Loaded};
 use crate::listings::{self, Shape};
 use crate::postgres::{self, Postgres};
 use crate::procs::{self, Server};
-use crate::results::{self, Freshness, ListComparison, Median, Results, SqlComparison};
+use crate::results::{self, CpuUse, Freshness, ListComparison, Median, Results, SqlComparison};
 use crate::scenarios::{self, Scenario, Target};
 use crate::server_latency;
 use crate::{echo, etcd, load, report, sled_loop};
@@ -998,14 +998,18 @@ async fn on_etcd(
     // scale takes etcd longer than any client waits. The registry's
     // cluster of the last run stays for the rest.
     let (mut imports, mut raw_imports) = (vec![], vec![]);
+    let (mut import_cpu, mut raw_import_cpu) = (CpuUse::default(), CpuUse::default());
     let mut kept: Option<(zgc_etcd::cluster::EtcdCluster, Server)> = None;
     for run in 0..o.runs.max(1) {
         let took = {
             let cluster = zgc_etcd::cluster::EtcdCluster::start(3).await?;
             let client = cluster.client().map_err(|e| fail(e.to_string()))?;
-            etcd::import(&client, o.companies, in_flight)
+            let members = members_cpu(&cluster);
+            let took = etcd::import(&client, o.companies, in_flight)
                 .await
-                .map_err(fail)?
+                .map_err(fail)?;
+            raw_import_cpu.add(0.0, members_cpu(&cluster) - members, o.companies);
+            took
         };
         raw_imports.push(took.as_secs_f64());
         if let Some((old_cluster, old_registry)) = kept.take() {
@@ -1014,7 +1018,13 @@ async fn on_etcd(
         }
         let cluster = zgc_etcd::cluster::EtcdCluster::start(3).await?;
         let registry = etcd_registry(&cluster.endpoints().join(","), "zgc/").await?;
+        let (members, own) = (members_cpu(&cluster), registry.cpu_seconds());
         let loaded = dataset::import(channel(registry.addr).await?, o.companies, in_flight).await?;
+        import_cpu.add(
+            registry.cpu_seconds() - own,
+            members_cpu(&cluster) - members,
+            o.companies,
+        );
         imports.push(loaded.took.as_secs_f64());
         eprintln!(
             "etcd import run {run}: registry {:.1} s, straight to etcd {:.1} s",
@@ -1085,8 +1095,28 @@ async fn on_etcd(
         runs: 1,
         ..o.clone()
     };
+    let revision = || async {
+        let status = raw_clients[0]
+            .status()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        Ok::<u64, SuiteError>(
+            status
+                .header
+                .map_or(0, |h| u64::try_from(h.revision).unwrap_or(0)),
+        )
+    };
+    let (mut create_cpu, mut raw_create_cpu) = (CpuUse::default(), CpuUse::default());
     for _ in 0..o.runs.max(1) {
+        // Each create is one etcd revision, so etcd's revision counts them.
+        let (first, members, own) = (revision().await?, members_cpu(&cluster), on.0.cpu_seconds());
         runs.extend(measure_on(&once, servers, &mut on, &[&create]).await?);
+        create_cpu.add(
+            on.0.cpu_seconds() - own,
+            members_cpu(&cluster) - members,
+            revision().await? - first,
+        );
+        let (first, members) = (revision().await?, members_cpu(&cluster));
         raw_creates.push(
             etcd::creates(
                 &raw_clients,
@@ -1096,6 +1126,11 @@ async fn on_etcd(
             )
             .await
             .map_err(fail)?,
+        );
+        raw_create_cpu.add(
+            0.0,
+            members_cpu(&cluster) - members,
+            revision().await? - first,
         );
     }
     scenarios_out.push(median_of(runs));
@@ -1125,7 +1160,16 @@ async fn on_etcd(
         raw_import_s: Median::of(raw_imports),
         raw_creates_per_s: Median::of(raw_creates),
         replicas: o.etcd_replicas.max(1),
+        import_cpu,
+        raw_import_cpu,
+        create_cpu,
+        raw_create_cpu,
     })
+}
+
+/// CPU seconds the cluster's members have used so far.
+fn members_cpu(cluster: &zgc_etcd::cluster::EtcdCluster) -> f64 {
+    cluster.pids().into_iter().map(procs::cpu_seconds_of).sum()
 }
 
 /// One scenario's runs measured one at a time, as one.

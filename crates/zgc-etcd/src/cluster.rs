@@ -169,6 +169,15 @@ impl EtcdCluster {
         self.members.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The process IDs of the running members (for the benchmarks'
+    /// accounting of the CPU they use).
+    pub fn pids(&self) -> Vec<u32> {
+        self.members()
+            .iter()
+            .filter_map(|m| m.child.as_ref().and_then(Child::id))
+            .collect()
+    }
+
     /// The members' client URLs, in member order.
     pub fn endpoints(&self) -> Vec<String> {
         self.endpoints.clone()
