@@ -682,7 +682,8 @@ The etcd phase of this run failed, so its figures are not                  measu
          |---|---|---|---|\n\
          | import of {} companies (companies/s) | {} ({:.1} s) | {} ({:.1} s) | {:.2}x |\n\
          | durable creates, {} in flight (writes/s) | {} | {:.0} | {} |\n\
-         | durable creates through {} registry replicas (writes/s) | {} | | {} against 1 replica |\n\n\
+         | durable creates through {} registry replicas (writes/s) | {} | | {} against 1 replica |\n\
+         | a replica joining, start to SERVING (s) | {} | | |\n\n\
          CPU per company written, summed over the runs (the registry's, and the three \
          members' together): on one machine, what the registry uses the members cannot.\n\n\
          | | registry on etcd: registry + members | straight to etcd: members |\n\
@@ -716,6 +717,11 @@ The etcd phase of this run failed, so its figures are not                  measu
                 "{:.2}x",
                 many.throughput_per_s.median / one.throughput_per_s.median
             )),
+        if e.replica_start_s.runs.is_empty() {
+            "—".to_string()
+        } else {
+            format!("{:.1}", e.replica_start_s.median)
+        },
         cpu_use(&e.import_cpu, true),
         cpu_use(&e.raw_import_cpu, false),
         cpu_use(&e.create_cpu, true),

@@ -75,6 +75,10 @@ pub struct EtcdFigures {
     pub raw_creates_per_s: Median,
     /// Registry replicas in the `etcd/create-replicas` scenario.
     pub replicas: usize,
+    /// How long each replica added for it took from start to SERVING on
+    /// the imported registry: loading etcd's state, replaying its history.
+    #[serde(default)]
+    pub replica_start_s: Median,
     /// CPU used by the registry's imports, summed over the runs.
     #[serde(default)]
     pub import_cpu: CpuUse,
@@ -287,7 +291,7 @@ impl Results {
                 .filter(|s| s.throughput_per_s.median > 0.0)
         };
         let beside = if on_etcd {
-            measured(&format!("etcd/{name}"))
+            measured(&format!("etcd/{name}")).or_else(|| measured("etcd/echo"))
         } else {
             None
         };
@@ -361,6 +365,30 @@ mod tests {
         );
         // Measured without throughput, or not at all: the company echo.
         assert_eq!(baseline("time-series"), Some("echo"));
+        assert_eq!(baseline("get"), Some("echo"));
+    }
+
+    /// A scenario on etcd is compared with the echo measured beside it,
+    /// never with one measured in another phase of the run.
+    #[test]
+    fn a_baseline_on_etcd_is_the_echo_measured_beside_it() {
+        let measured = |name: &str| Scenario {
+            name: name.into(),
+            throughput_per_s: Median::of(vec![1.0]),
+            ..Default::default()
+        };
+        let r = Results {
+            scenarios: vec![
+                measured("echo"),
+                measured("echo/summary/all"),
+                measured("etcd/echo"),
+                measured("etcd/echo/summary/all"),
+            ],
+            ..Default::default()
+        };
+        let baseline = |name: &str| r.baseline(name).map(|s| s.name.as_str());
+        assert_eq!(baseline("etcd/get"), Some("etcd/echo"));
+        assert_eq!(baseline("etcd/summary/all"), Some("etcd/echo/summary/all"));
         assert_eq!(baseline("get"), Some("echo"));
     }
 }

@@ -1137,8 +1137,11 @@ async fn on_etcd(
 
     // The same creates through several replicas.
     let mut replicas = vec![];
+    let mut replica_starts = vec![];
     for _ in 1..o.etcd_replicas.max(1) {
+        let started = Instant::now();
         replicas.push(etcd_registry(&endpoints, "zgc/").await?);
+        replica_starts.push(started.elapsed().as_secs_f64());
     }
     let mut spread = on.2.clone();
     for replica in &replicas {
@@ -1160,6 +1163,7 @@ async fn on_etcd(
         raw_import_s: Median::of(raw_imports),
         raw_creates_per_s: Median::of(raw_creates),
         replicas: o.etcd_replicas.max(1),
+        replica_start_s: Median::of(replica_starts),
         import_cpu,
         raw_import_cpu,
         create_cpu,
