@@ -314,6 +314,22 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// The open generation, or [`StoreError::Unavailable`] (saying why)
+    /// while the store recovers.
+    pub(crate) fn generation(&self) -> Result<Arc<Generation>, StoreError> {
+        let current = match self.current.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match current.as_ref() {
+            Some(generation) => Ok(generation.clone()),
+            None => Err(StoreError::Unavailable(match &*self.status.borrow() {
+                StoreStatus::Recovering(why) => why.clone(),
+                StoreStatus::Ready => "the store is reopening".into(),
+            })),
+        }
+    }
+
     pub(crate) fn install(&self, generation: Option<Arc<Generation>>) {
         let mut current = match self.current.write() {
             Ok(guard) => guard,
@@ -405,14 +421,7 @@ impl Store {
     /// The open generation, or [`StoreError::Unavailable`] while the store
     /// recovers from a storage failure.
     pub(crate) fn generation(&self) -> Result<Arc<Generation>, StoreError> {
-        let current = match self.inner.current.read() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        match current.as_ref() {
-            Some(generation) => Ok(generation.clone()),
-            None => Err(StoreError::Unavailable(self.recovering_reason())),
-        }
+        self.inner.generation()
     }
 
     /// The open generation if it is still the one numbered `number`.
@@ -424,13 +433,6 @@ impl Store {
             ));
         }
         Ok(generation)
-    }
-
-    fn recovering_reason(&self) -> String {
-        match &*self.inner.status.borrow() {
-            StoreStatus::Recovering(why) => why.clone(),
-            StoreStatus::Ready => "the store is reopening".into(),
-        }
     }
 
     /// Applies a write; returns once it is durable (per the configured

@@ -130,12 +130,7 @@ impl Sink {
     /// `after`.
     fn local_ids(&self, kind: Kind, after: &str, max: usize) -> Result<Vec<String>, StoreError> {
         let inner = self.inner.upgrade().ok_or(StoreError::Closed)?;
-        let generation = inner
-            .current
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-            .ok_or_else(|| StoreError::Unavailable("the replica's store is reopening".into()))?;
+        let generation = inner.generation()?;
         let trees = &generation.trees;
         let (tree, tag): (&sled::Tree, &[u8]) = match kind {
             Kind::Park => (&trees.parks, b""),
